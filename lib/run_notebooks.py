@@ -1,0 +1,72 @@
+"""Execute every notebook headless in one profile: `python -m lib.run_notebooks`.
+
+`make reproduce` calls this with the default `quick` profile; the tests call it
+per notebook with `smoke`. Executed copies go to `executed/<profile>/` (git
+ignored: notebooks are committed without outputs); the notebooks write
+`results/`. Notebooks run one after another — two torch processes on a 2-core
+CPU slow each other about 8×.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from lib.paths import ROOT, check_profile, results_dir
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    """The numbered notebooks, in order."""
+    return sorted(NOTEBOOKS.glob(pattern))
+
+
+def execute(notebook: Path, profile: str, out_dir: Path | None = None) -> float:
+    """Run one notebook with PROFILE injected into its `parameters` cell; return seconds."""
+    import papermill
+
+    out_dir = out_dir or ROOT / "executed" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        str(notebook),
+        str(out_dir / notebook.name),
+        parameters={"PROFILE": profile},
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", help="smoke | quick | full")
+    parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    args = parser.parse_args(argv)
+    check_profile(args.profile)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    times = []
+    for nb in notebooks():
+        if args.only and args.only not in nb.name:
+            continue
+        print(f"[{args.profile}] {nb.name} ...", flush=True)
+        seconds = execute(nb, args.profile)
+        print(f"[{args.profile}] {nb.name} done in {seconds:.0f} s", flush=True)
+        times.append({"notebook": nb.name, "profile": args.profile, "seconds": round(seconds, 1)})
+    if times and not args.only:
+        out = results_dir(args.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(times).to_csv(out / "notebook_times.csv", index=False)
+        print(f"total {sum(t['seconds'] for t in times) / 60:.1f} min; times in {out / 'notebook_times.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
