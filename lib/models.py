@@ -37,7 +37,7 @@ from transformers import (
 
 from lib.data import package_file
 from lib.hub import hub_online
-from lib.paths import CACHE_DIR
+from lib.paths import CACHE_DIR, ROOT
 
 Task = Literal["classification", "pretraining"]
 
@@ -99,6 +99,8 @@ def _resolve(name: str) -> str | Path:
     if name in PRETRAINED:
         return minilm_dir()
     path = Path(name).expanduser()
+    if not path.is_absolute() and not path.exists() and (ROOT / path).exists():
+        path = ROOT / path  # project-relative checkpoint paths work from any working directory
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(f"{path} has no config.json: it is not a folder written by save_pretrained().")
@@ -177,10 +179,14 @@ class _quiet_load_report:
 
     def __enter__(self):
         self.level = transformers.logging.get_verbosity()
+        self.bars = transformers.logging.is_progress_bar_enabled()
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
 
     def __exit__(self, *exc):
         transformers.logging.set_verbosity(self.level)
+        if self.bars:
+            transformers.logging.enable_progress_bar()
 
 
 def describe(model: PreTrainedModel) -> dict[str, int | str]:

@@ -103,3 +103,34 @@ def plot_length_hist(lengths: pd.DataFrame, title: str = "Sequence length in tok
     sns.histplot(data=lengths, x="tokens", hue="dataset", element="step", stat="percent", common_norm=False, bins=40, ax=ax)
     ax.set(title=title, xlabel="WordPiece tokens per example (incl. [CLS], [SEP])", ylabel="% of examples")
     return ax
+
+
+def history_lrs(history: pd.DataFrame) -> pd.DataFrame:
+    """The per-group rates a run actually used (its `lr/<group>` log) in long format."""
+    cols = [c for c in history.columns if c.startswith("lr/")]
+    long = history.melt(id_vars="step", value_vars=cols, var_name="group", value_name="lr")
+    long["group"] = long["group"].str.removeprefix("lr/")
+    return long
+
+
+def plot_pretraining_curves(histories: Mapping[str, pd.DataFrame], title: str = "Pretraining", smooth: int = 20) -> plt.Figure:
+    """MLM and NSP loss and accuracy: training (rolling mean) as lines, held-out as dots."""
+    panels = [("mlm_loss", "MLM loss", "cross-entropy (nats)"), ("mlm_accuracy", "MLM accuracy on masked tokens", "accuracy (%)"),
+              ("nsp_loss", "NSP loss", "cross-entropy (nats)"), ("nsp_accuracy", "NSP accuracy", "accuracy (%)")]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    for ax, (col, name, unit) in zip(axes.flat, panels):
+        scale = 100 if col.endswith("accuracy") else 1
+        for i, (label, h) in enumerate(histories.items()):
+            color = sns.color_palette()[i]
+            if col in h:
+                ax.plot(h["step"], scale * h[col].rolling(smooth, min_periods=1).mean(), color=color, label=f"{label} (train)")
+            if f"val_{col}" in h:
+                ev = h.dropna(subset=[f"val_{col}"])
+                ax.plot(ev["step"], scale * ev[f"val_{col}"], "o--", color=color, label=f"{label} (held-out)")
+        ax.set(title=name, xlabel="optimizer step", ylabel=unit)
+        if col == "nsp_accuracy":
+            ax.axhline(50, color="grey", lw=1, ls=":", label="chance")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

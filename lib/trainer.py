@@ -140,13 +140,16 @@ def fit(
     """Train `model` in place and leave it holding the best evaluated weights.
 
     `batches(epoch)` yields dicts of tensors that `model(**batch)` accepts and
-    that carry labels (so the output has `.loss`). `evaluate(model)` returns
+    that carry labels (so the output has `.loss`; an output's optional `.logs`
+    dict of floats, e.g. MLM and NSP losses, is logged per step too). `evaluate(model)` returns
     metrics (prefixed `val_` in the history); `cfg.metric` picks the best.
     `groups` overrides the parameter groups built from `cfg` (pitfalls notebook).
     `on_step(row)` sees each logged row (the single callback).
     """
     device = pick_device(cfg.device)
     model.to(device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # tiny Adam moments turn subnormal and slow CPU steps up to 7x
     set_seed(cfg.seed)
     if groups is None:
         groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.xi, cfg.head_lr, cfg.exclude_bias_and_norm)
@@ -160,7 +163,7 @@ def fit(
     best, best_state, best_step, bad_evals = None, None, 0, 0
     best_metrics: dict[str, float] = {}
     step, epoch, micro, stopped = 0, 0, 0, False
-    loss_sum, tokens = 0.0, 0
+    loss_sum, tokens, extra = 0.0, 0, {}
     start = time.perf_counter()
     bar = tqdm(total=total, desc="train", disable=not cfg.progress, leave=False)
     model.train()
@@ -169,7 +172,10 @@ def fit(
         for batch in batches(epoch):
             batch = _to(batch, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = model(**batch).loss
+                out = model(**batch)
+            loss = out.loss
+            for k, v in (getattr(out, "logs", None) or {}).items():  # e.g. MLM and NSP parts of the loss
+                extra[k] = extra.get(k, 0.0) + v / cfg.grad_accum
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"The loss became {loss.item()} at step {step} (epoch {epoch}, lr {group_lrs(optimizer)}). "
@@ -184,13 +190,13 @@ def fit(
                 continue
             # Clip after backward, on the accumulated gradient; the returned norm is pre-clipping.
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
-            row = {"step": step, "epoch": epoch, "loss": loss_sum / cfg.grad_accum, "grad_norm": float(grad_norm)}
+            row = {"step": step, "epoch": epoch, "loss": loss_sum / cfg.grad_accum, "grad_norm": float(grad_norm)} | extra
             row |= {f"lr/{name}": lr for name, lr in group_lrs(optimizer).items()}
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            loss_sum = 0.0
+            loss_sum, extra = 0.0, {}
             row["tokens"], row["seconds"] = tokens, time.perf_counter() - start
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 metrics = evaluate(model)
@@ -219,6 +225,7 @@ def fit(
 # ----------------------------------------------------------------- fine-tuning
 def tokenize(dsd: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.DatasetDict:
     """Token ids without padding (the collator pads each batch to its longest)."""
+    datasets.disable_progress_bars()  # a second of work; the training bar is the one to watch
     return dsd.map(
         lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
         batched=True,

@@ -1,0 +1,42 @@
+"""What this machine can do at best: the measured matmul peak, fp32 and bf16."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """Best achieved TFLOP/s of an n×n @ n×n matmul, per dtype (the roofline for MFU)."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        out[name] = 2 * n**3 / best / 1e12
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(peak: dict[str, float]) -> str:
+    return (f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads. Matmul peak: fp32 {peak['fp32']:.3f} TFLOP/s, bf16 {peak['bf16']:.3f} TFLOP/s.")
+
+
+if __name__ == "__main__":
+    print(describe_machine(matmul_peak()))

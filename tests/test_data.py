@@ -1,0 +1,151 @@
+"""Loaders: sizes, label sets, fixed splits, and one clear error per bad input."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lib import data
+from lib.data import DataError
+
+
+@pytest.fixture(scope="module")
+def movies():
+    return data.load_data("movie_snippets")
+
+
+@pytest.fixture(scope="module")
+def trec6():
+    return data.load_data("trec6")
+
+
+def test_movie_snippets_sizes_and_labels(movies):
+    assert {k: len(v) for k, v in movies.items()} == {"train": 8055, "validation": 1008, "test": 1007}
+    assert data.label_names(movies) == ["negative", "positive"]
+    assert movies["train"].column_names == ["text", "label"]
+
+
+def test_trec_sizes_and_label_sets(trec6):
+    assert sum(len(v) for v in trec6.values()) == 5381  # train_5500 minus 71 duplicates
+    assert data.label_names(trec6) == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    trec50 = data.load_data("trec50")
+    assert sum(len(v) for v in trec50.values()) == 5381
+    names = data.label_names(trec50)
+    assert len(names) == 50 and all(":" in n for n in names)
+    everything = lambda d: {t for split in d.values() for t in split["text"]}  # noqa: E731
+    assert everything(trec50) == everything(trec6)  # same questions, finer labels
+
+
+@pytest.mark.parametrize("name", ["movie_snippets", "trec6"])
+def test_splits_disjoint_stratified_and_identical_across_calls(name):
+    a, b = data.load_data(name), data.load_data(name)
+    for split in a:
+        assert list(a[split]["text"]) == list(b[split]["text"])
+        assert list(a[split]["label"]) == list(b[split]["label"])
+    texts = {k: set(v["text"]) for k, v in a.items()}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"] and not texts["validation"] & texts["test"]
+    shares = {k: pd.Series(list(v["label"])).value_counts(normalize=True).sort_index() for k, v in a.items()}
+    assert (shares["train"] - shares["test"]).abs().max() < 0.02  # stratified
+
+
+def test_subsample_is_stratified_subset(movies):
+    small = data.load_data("movie_snippets", max_train_examples=100, max_eval_examples=40)
+    assert len(small["train"]) == 100 and len(small["validation"]) == 40 and len(small["test"]) == 1007
+    assert set(small["train"]["text"]) <= set(movies["train"]["text"])
+    assert 45 <= sum(small["train"]["label"]) <= 55
+
+
+def test_stats_reports_sizes_labels_and_lengths(movies):
+    from lib.models import load_tokenizer
+
+    stats = data.dataset_stats(movies, load_tokenizer("minilm-l6"))
+    assert stats.loc["train", "examples"] == 8055
+    assert stats.loc["train", "n_negative"] + stats.loc["train", "n_positive"] == 8055
+    assert 10 < stats.loc["train", "tokens_p50"] <= stats.loc["train", "tokens_p99"] <= stats.loc["train", "tokens_max"]
+
+
+def test_news_corpus_documents_and_cleaning():
+    news = data.load_news_corpus()
+    assert len(news["train"]) > 3000 and len(news["validation"]) > 100
+    ids = {k: set(v["doc_id"]) for k, v in news.items()}
+    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
+    assert all(len(s) >= 2 for s in news["validation"]["sentences"])
+    joined = " ".join(s for doc in news["validation"]["sentences"] for s in doc)
+    assert '"?' not in joined and "\ufffd" not in joined
+
+
+def test_clean_news_text_repairs_known_damage():
+    assert data.clean_news_text('DeVos"?highly contentious') == "DeVos' highly contentious"
+    assert data.clean_news_text('"a worse choice,"?Sen. Warren') == '"a worse choice," Sen. Warren'
+    assert data.clean_news_text('it wasn"t invented') == "it wasn't invented"
+    assert data.clean_news_text('the last 24 hours "? up to') == "the last 24 hours - up to"
+    assert data.split_sentences("Sen. Warren spoke today. It was long. Mr. Smith agreed with the U.S. plan.") == [
+        "Sen. Warren spoke today.",
+        "It was long.",
+        "Mr. Smith agreed with the U.S. plan.",
+    ]
+
+
+def _csv(tmp_path, frame: pd.DataFrame | None, name: str = "d.csv") -> str:
+    path = tmp_path / name
+    if frame is None:
+        path.write_text("")
+    else:
+        frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_own_csv_with_string_labels(tmp_path):
+    frame = pd.DataFrame({"review": [f"text number {i}" for i in range(60)], "stars": ["bad", "good", "ok"] * 20})
+    dsd = data.load_data(_csv(tmp_path, frame), text_column="review", label_column="stars")
+    assert data.label_names(dsd) == ["bad", "good", "ok"]
+    assert sum(len(v) for v in dsd.values()) == 60
+
+
+def test_duplicate_texts_are_dropped_before_splitting(tmp_path):
+    frame = pd.DataFrame({"text": [f"text {i % 30}" for i in range(60)], "label": ["a", "b"] * 30})
+    dsd = data.load_data(_csv(tmp_path, frame))
+    texts = [t for split in dsd.values() for t in split["text"]]
+    assert len(texts) == len(set(texts)) == 30
+
+
+def test_unknown_name_offline_lists_choices(offline):
+    with pytest.raises(DataError, match="Offline choices.*movie_snippets"):
+        data.load_data("glue/sst2")
+
+
+def test_missing_column(tmp_path):
+    path = _csv(tmp_path, pd.DataFrame({"sentence": ["a b c"] * 10, "label": [0, 1] * 5}))
+    with pytest.raises(DataError, match=r"no column \['text'\].*text_column"):
+        data.load_data(path)
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(DataError, match="is empty"):
+        data.load_data(_csv(tmp_path, None))
+
+
+def test_header_only_file(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        data.load_data(_csv(tmp_path, pd.DataFrame({"text": [], "label": []})))
+
+
+def test_single_class(tmp_path):
+    with pytest.raises(DataError, match="Only one class"):
+        data.load_data(_csv(tmp_path, pd.DataFrame({"text": [f"t {i}" for i in range(20)], "label": ["pos"] * 20})))
+
+
+def test_labels_out_of_range(tmp_path):
+    path = _csv(tmp_path, pd.DataFrame({"text": [f"t {i}" for i in range(20)], "label": [0, 1, 5, 1] * 5}))
+    with pytest.raises(DataError, match=r"Labels must lie in 0\.\.1"):
+        data.load_data(path, label_names=["neg", "pos"])
+
+
+def test_numeric_labels_not_zero_based(tmp_path):
+    path = _csv(tmp_path, pd.DataFrame({"text": [f"t {i}" for i in range(20)], "label": [-1, 1] * 10}))
+    with pytest.raises(DataError, match="integers 0..K-1"):
+        data.load_data(path)
+
+
+def test_news_corpus_is_not_a_classification_set():
+    with pytest.raises(DataError, match="load_news_corpus"):
+        data.load_data("news_corpus")

@@ -1,0 +1,75 @@
+"""Every model name builds and runs; bad names fail fast with one clear error."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from lib import models
+from lib.models import ModelError
+
+
+@pytest.mark.parametrize("name", ["minilm-l6", "bert-tiny", "bert-mini", "bert-small"])
+@pytest.mark.parametrize("task", ["classification", "pretraining"])
+def test_model_builds_and_runs_forward(name, task):
+    tokenizer, model = models.load_model(name, task, num_labels=3)
+    batch = tokenizer(["a first sentence", "and a second, longer sentence"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**batch)
+    if task == "classification":
+        assert out.logits.shape == (2, 3)
+    else:
+        assert out.prediction_logits.shape[-1] == len(tokenizer)
+        assert out.seq_relationship_logits.shape == (2, 2)
+
+
+def test_shapes_match_the_names():
+    _, mini = models.load_model("bert-mini")
+    assert (mini.config.num_hidden_layers, mini.config.hidden_size, mini.config.num_attention_heads) == (4, 256, 4)
+    _, minilm = models.load_model("minilm-l6")
+    assert models.describe(minilm)["params_M"] == pytest.approx(22.7, abs=0.1)
+
+
+def test_vocab_choice_for_scratch_models():
+    small, _ = models.load_model("bert-tiny", vocab="news-8k")
+    big, _ = models.load_model("bert-tiny", vocab="shipped")
+    assert len(small) == models.NEWS_VOCAB_SIZE and len(big) == 30522
+    with pytest.raises(ModelError, match="Unknown vocab"):
+        models.load_model("bert-tiny", vocab="klingon")
+
+
+def test_same_seed_same_init():
+    _, a = models.load_model("bert-tiny", seed=3)
+    _, b = models.load_model("bert-tiny", seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_local_checkpoint_round_trip(tmp_path):
+    tokenizer, model = models.load_model("bert-tiny", label_names=["neg", "pos"])
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    tok2, model2 = models.load_model(str(tmp_path), label_names=["neg", "pos"])
+    batch = tok2(["same input"], return_tensors="pt")
+    model.eval(), model2.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, model2(**batch).logits)
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelError, match="no config.json"):
+        models.load_model(str(tmp_path))
+
+
+def test_hub_name_offline_fails_fast(offline):
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match="Offline choices"):
+        models.load_model("bert-base-uncased")
+    assert time.perf_counter() - start < 5  # no retry loop against an unreachable hub
+
+
+def test_bad_task_and_labels():
+    with pytest.raises(ModelError, match="Unknown task"):
+        models.load_model("bert-tiny", task="translation")
+    with pytest.raises(ModelError, match="num_labels"):
+        models.load_model("bert-tiny", num_labels=1)

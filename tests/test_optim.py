@@ -1,0 +1,122 @@
+"""Parameter groups, exact layer-wise rates, weight-decay exclusions and schedules."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertForSequenceClassification
+
+from lib.optim import OptimConfigError, build_optimizer, build_scheduler, check_groups, lr_curves, param_groups
+
+from .conftest import tiny_config
+
+
+def _rates(groups):
+    return {g["name"]: g["lr"] for g in groups}
+
+
+def test_every_parameter_in_exactly_one_group(tiny_classifier, tiny_pretrainer):
+    for model in (tiny_classifier, tiny_pretrainer):
+        groups = param_groups(model, lr=1e-3, xi=0.8)
+        ids = [id(p) for g in groups for p in g["params"]]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("layers", [2, 4, 6, 12])
+def test_exact_layerwise_rates(layers):
+    model = BertForSequenceClassification(tiny_config(layers=layers))
+    lr, xi, head = 2e-5, 0.9, 1e-4
+    rates = _rates(param_groups(model, lr=lr, xi=xi, head_lr=head))
+    assert rates[f"layer.{layers - 1}"] == pytest.approx(lr)  # top layer gets the base rate
+    for i in range(layers):
+        assert rates[f"layer.{i}"] == pytest.approx(lr * xi ** (layers - 1 - i))
+    assert rates["embeddings"] == pytest.approx(lr * xi**layers)
+    assert rates["head"] == pytest.approx(head)
+    groups = param_groups(model, lr=lr, xi=xi, head_lr=head)
+    head_names = {n for g in groups if g["name"] == "head" for n in g["param_names"]}
+    assert {"bert.pooler.dense.weight", "classifier.weight", "classifier.bias"} <= head_names
+    emb_names = {n for g in groups if g["name"] == "embeddings" for n in g["param_names"]}
+    assert {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+            "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.LayerNorm.weight"} == emb_names - {"bert.embeddings.LayerNorm.bias"}
+
+
+def test_head_lr_defaults_to_lr_and_xi_one_is_flat(tiny_classifier):
+    rates = _rates(param_groups(tiny_classifier, lr=3e-5))
+    assert set(rates.values()) == {3e-5}
+
+
+def test_no_decay_set_is_exactly_biases_and_layernorm_weights(tiny_pretrainer):
+    groups = param_groups(tiny_pretrainer, lr=1e-3, weight_decay=0.01)
+    no_decay = {n for g in groups if g["weight_decay"] == 0 for n in g["param_names"]}
+    expected = {n for n, _ in tiny_pretrainer.named_parameters() if n.endswith("bias") or "LayerNorm.weight" in n}
+    assert no_decay == expected
+    assert all(g["weight_decay"] == 0.01 for g in groups if g["decay"])
+    everything = param_groups(tiny_pretrainer, lr=1e-3, weight_decay=0.01, exclude_bias_and_norm=False)
+    assert all(g["weight_decay"] == 0.01 for g in everything)
+
+
+@pytest.mark.parametrize("kwargs", [dict(xi=0.0), dict(xi=1.2), dict(xi=-0.5), dict(lr=0.0), dict(weight_decay=-1.0), dict(head_lr=0.0)])
+def test_impossible_hyperparameters(tiny_classifier, kwargs):
+    args = dict(lr=1e-3) | kwargs
+    with pytest.raises(OptimConfigError):
+        param_groups(tiny_classifier, **args)
+
+
+def test_check_groups_catches_the_blog_recipe(tiny_classifier):
+    """Groups of encoder layers + classifier only: embeddings and pooler never train."""
+    blog = [{"params": list(layer.parameters())} for layer in tiny_classifier.bert.encoder.layer]
+    blog.append({"params": list(tiny_classifier.classifier.parameters())})
+    with pytest.raises(OptimConfigError, match="in no group.*embeddings"):
+        check_groups(tiny_classifier, blog)
+    twice = [{"params": list(tiny_classifier.parameters())}, {"params": list(tiny_classifier.classifier.parameters())}]
+    with pytest.raises(OptimConfigError, match="more than one group"):
+        check_groups(tiny_classifier, twice)
+
+
+def test_optimizers(tiny_classifier):
+    groups = param_groups(tiny_classifier, lr=1e-3)
+    assert type(build_optimizer(groups, "adamw")) is torch.optim.AdamW
+    assert type(build_optimizer(groups, "adam_l2")) is torch.optim.Adam
+    with pytest.raises(OptimConfigError):
+        build_optimizer(groups, "sgd-with-vibes")
+
+
+def _sched_values(model, name, total=100, **kw):
+    curves = lr_curves(model, total, lr=1.0, schedule=name, **kw)
+    return curves[curves["group"] == "head"]["lr"].tolist()
+
+
+def test_linear_schedule_values(tiny_classifier):
+    lr = _sched_values(tiny_classifier, "linear", 100, warmup_ratio=0.1)
+    assert lr[0] == 0.0
+    assert lr[5] == pytest.approx(0.5)
+    assert lr[10] == pytest.approx(1.0)  # peak: exactly the base rate at the end of warmup
+    assert lr[55] == pytest.approx(0.5)  # midway through the decay
+    assert lr[99] == pytest.approx(1 / 90)
+    assert max(lr) == pytest.approx(1.0)
+
+
+def test_cosine_constant_and_warmup_steps(tiny_classifier):
+    cos = _sched_values(tiny_classifier, "cosine", 100, warmup_steps=0)
+    assert cos[0] == pytest.approx(1.0) and cos[50] == pytest.approx(0.5) and cos[99] < 0.001
+    cw = _sched_values(tiny_classifier, "constant_with_warmup", 100, warmup_steps=20)
+    assert cw[10] == pytest.approx(0.5) and cw[20] == cw[99] == pytest.approx(1.0)
+    const = _sched_values(tiny_classifier, "constant", 100)
+    assert set(const) == {1.0}
+    assert _sched_values(tiny_classifier, "linear", 10, warmup_ratio=0.05)[1] == pytest.approx(1.0)  # ceil(0.5) = 1 step
+
+
+def test_layer_ratios_hold_through_the_schedule(tiny_classifier):
+    curves = lr_curves(tiny_classifier, 50, lr=1e-3, xi=0.5).pivot(index="step", columns="group", values="lr")
+    active = curves[curves["layer.1"] > 0]
+    assert ((active["embeddings"] / active["layer.1"]) - 0.25).abs().max() < 1e-12
+
+
+def test_bad_schedule_arguments(tiny_classifier):
+    opt = build_optimizer(param_groups(tiny_classifier, lr=1e-3))
+    with pytest.raises(OptimConfigError, match="Unknown schedule"):
+        build_scheduler(opt, "warmup_linear", 10)
+    with pytest.raises(OptimConfigError, match="warmup_ratio"):
+        build_scheduler(opt, "linear", 10, warmup_ratio=1.5)
+    with pytest.raises(OptimConfigError, match="num_training_steps"):
+        build_scheduler(opt, "linear", 0)
