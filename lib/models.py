@@ -160,7 +160,7 @@ def load_model(
     kwargs = label_kw if task == "classification" else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        with _quiet_load_report():
+        with quiet_transformers():
             model = auto.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
         if isinstance(source, Path):
@@ -174,8 +174,9 @@ def load_model(
     return tokenizer, model
 
 
-class _quiet_load_report:
-    """Silence transformers' per-key load report: we state what is new ourselves."""
+class quiet_transformers:
+    """Silence transformers' per-key load report and its load/save progress bars:
+    we state what is new ourselves, and notebooks stay readable."""
 
     def __enter__(self):
         self.level = transformers.logging.get_verbosity()

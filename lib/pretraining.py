@@ -27,7 +27,7 @@ from torch import nn
 from transformers import BertForPreTraining, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from lib.data import DATA_VERSION, load_news_corpus
-from lib.models import load_model
+from lib.models import load_model, quiet_transformers
 from lib.paths import CHECKPOINT_DIR, ROOT
 from lib.results import Run, cached_run, run_id
 from lib.trainer import TrainConfig, fit
@@ -261,8 +261,9 @@ def run_pretraining(experiment: str, spec: PretrainSpec, profile: str = "quick",
 
         fitted = fit(wrapped, batches, len(train) // bs, lambda m: evaluate_pretraining(m, eval_batches), spec.train)
         tmp = where.with_name(where.name + ".tmp")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with quiet_transformers():
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         shutil.rmtree(where, ignore_errors=True)
         tmp.rename(where)  # a checkpoint appears whole or not at all
         final = evaluate_pretraining(wrapped, eval_batches)
@@ -327,6 +328,6 @@ def fill_mask(model: BertForPreTraining, tokenizer, sentences: list[str], k: int
             raise ValueError(f"No {tokenizer.mask_token} in {s!r}.")
         probs = model(**enc).prediction_logits[0, pos[0, 0]].float().softmax(-1)
         top = probs.topk(k)
-        guesses = ", ".join(f"{tokenizer.convert_ids_to_tokens(int(i))} ({p:.0%})" for p, i in zip(top.values, top.indices))
+        guesses = ", ".join(f"{tokenizer.convert_ids_to_tokens(int(i))} ({p:.1%})" for p, i in zip(top.values, top.indices))
         rows.append({"sentence": s, f"top {k} predictions": guesses})
     return pd.DataFrame(rows)
