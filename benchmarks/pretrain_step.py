@@ -14,9 +14,9 @@ import time
 import torch
 
 from benchmarks.hardware import describe_machine, matmul_peak
+from lib.data import load_news_corpus
 from lib.models import load_model
 from lib.pretraining import PretrainingCollator, PretrainingModel, nsp_examples
-from lib.data import load_news_corpus
 from lib.optim import build_optimizer, param_groups
 
 
@@ -57,6 +57,32 @@ def bench(name: str, sparse: bool, bf16: bool, batches: list[dict], steps: int) 
             "s/step": round(seconds, 3), "tokens/s": round(tokens / seconds), "TFLOP/s": flops / seconds / 1e12, "loss": round(losses[-1], 3)}
 
 
+def run(steps: int = 5, batch: int = 32, seq: int = 128, models: str = "bert-tiny,bert-mini,minilm-l6"):
+    """All (model, head, precision) combinations; returns (machine line, table)."""
+    import pandas as pd
+
+    torch.set_flush_denormal(True)
+    peak = matmul_peak()
+    docs = list(load_news_corpus()["validation"]["sentences"])
+    rows = []
+    for name in models.split(","):
+        tokenizer, _ = load_model(name, "pretraining")
+        examples = nsp_examples(docs, tokenizer, max_seq_len=seq, seed=0)
+        collate = PretrainingCollator(tokenizer, seed=0)
+        batches = [collate(examples[i * batch : (i + 1) * batch]) for i in range(steps + 1)]
+        for sparse in (False, True):
+            for bf16 in (False, True):
+                row = bench(name, sparse, bf16, batches, steps)
+                row["MFU %"] = round(100 * row["TFLOP/s"] / (peak["bf16"] if bf16 else peak["fp32"]), 1)
+                row["TFLOP/s"] = round(row["TFLOP/s"], 3)
+                rows.append(row)
+                print(row, flush=True)
+    table = pd.DataFrame(rows)
+    base = table.groupby("model")["tokens/s"].transform("first")
+    table["speed-up vs dense fp32"] = (table["tokens/s"] / base).round(2)
+    return describe_machine(peak), table
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
@@ -64,29 +90,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--models", default="bert-tiny,bert-mini,minilm-l6")
     args = ap.parse_args()
-    torch.set_flush_denormal(True)
-    peak = matmul_peak()
-    print(describe_machine(peak))
-    docs = list(load_news_corpus()["validation"]["sentences"])
-    rows = []
-    for name in args.models.split(","):
-        tokenizer, _ = load_model(name, "pretraining")
-        examples = nsp_examples(docs, tokenizer, max_seq_len=args.seq, seed=0)
-        collate = PretrainingCollator(tokenizer, seed=0)
-        batches = [collate(examples[i * args.batch : (i + 1) * args.batch]) for i in range(args.steps + 1)]
-        for sparse in (False, True):
-            for bf16 in (False, True):
-                row = bench(name, sparse, bf16, batches, args.steps)
-                row["MFU %"] = round(100 * row["TFLOP/s"] / (peak["bf16"] if bf16 else peak["fp32"]), 1)
-                row["TFLOP/s"] = round(row["TFLOP/s"], 3)
-                rows.append(row)
-                print(row, flush=True)
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    base = table.groupby("model")["tokens/s"].transform("first")
-    table["speed-up vs dense fp32"] = (table["tokens/s"] / base).round(2)
-    print()
+    machine, table = run(args.steps, args.batch, args.seq, args.models)
+    print(machine)
     print(table.to_markdown(index=False))
 
 

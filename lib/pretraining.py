@@ -63,7 +63,8 @@ def nsp_examples(
     if len(docs) < 2:
         raise ValueError("NSP needs at least two non-empty documents (NotNext pairs come from another document).")
     rng = random.Random(seed)
-    tokenized = [[tokenizer(s, add_special_tokens=False)["input_ids"] for s in doc] for doc in docs]
+    # A "sentence" longer than a whole pair (a missed split) is cut to fit: it could never be packed anyway.
+    tokenized = [[tokenizer(s, add_special_tokens=False, truncation=True, max_length=max_seq_len)["input_ids"] for s in doc] for doc in docs]
     max_tokens = max_seq_len - 3  # [CLS] A [SEP] B [SEP]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     out = []

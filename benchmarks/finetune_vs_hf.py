@@ -1,0 +1,106 @@
+"""Fine-tuning throughput: our trainer against `transformers.Trainer`.
+
+Same model (minilm-l6), data (movie_snippets training subsample), batch size,
+number of optimizer steps, optimizer (AdamW, lr 2e-5, 10% linear warmup) and
+seed. Each trial runs in a fresh subprocess so its peak memory (max RSS) is its
+own, and the two trainers alternate (ours, HF, ours, HF, ...) so drifts in the
+machine's speed hit both alike.
+
+    python -m benchmarks.finetune_vs_hf [--steps 30] [--repeats 2] [--bf16]
+
+Prints a markdown table; never asserted in tests. Run nothing else meanwhile.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+
+
+def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dict:
+    """One timed training run in this process; returns throughput and memory."""
+    import resource
+
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from lib.data import label_names, load_data
+    from lib.models import load_model
+    from lib.trainer import TrainConfig, finetune, tokenize
+
+    torch.set_flush_denormal(True)
+    dsd = load_data("movie_snippets", max_train_examples=n_examples, max_eval_examples=64, max_test_examples=64)
+    tokenizer, model = load_model("minilm-l6", label_names=label_names(dsd), seed=0)
+    real_tokens = 0
+    if kind == "ours":
+        cfg = TrainConfig(max_steps=steps, batch_size=batch, bf16=bf16, eval_every=10**9, patience=None, progress=False)
+        result = finetune(model, tokenizer, dsd, cfg)
+        seconds = result.metrics["train_seconds"]  # the training loop alone, like HF's train_runtime
+        real_tokens = int(result.history["tokens"].iloc[-1])
+        optimizer = "AdamW (fused), length-grouped batches"
+    else:
+        tok = tokenize(dsd, tokenizer, 128)
+
+        counted = {"tokens": 0}
+        collate = DataCollatorWithPadding(tokenizer)
+
+        def counting_collate(features):
+            batch_ = collate(features)
+            counted["tokens"] += int(batch_["attention_mask"].sum())
+            return batch_
+
+        with tempfile.TemporaryDirectory() as out:
+            args = TrainingArguments(
+                output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=2e-5, weight_decay=0.01,
+                warmup_steps=max(1, steps // 10), lr_scheduler_type="linear", max_grad_norm=1.0, bf16=bf16, use_cpu=True,
+                report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", dataloader_num_workers=0,
+                disable_tqdm=True, seed=0,
+            )
+            trainer = Trainer(model=model, args=args, train_dataset=tok["train"], data_collator=counting_collate)
+            out_ = trainer.train()
+            seconds = out_.metrics["train_runtime"]
+            optimizer = f"{type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, 'optimizer') else trainer.optimizer).__name__} ({args.optim}), random batches"
+        real_tokens = counted["tokens"]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"trainer": kind, "steps": steps, "seconds": round(seconds, 2), "real tokens/s": round(real_tokens / seconds, 1),
+            "peak RSS (MB)": round(peak_mb), "bf16": bf16, "setup": optimizer}
+
+
+def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False):
+    """Alternate ours / HF in fresh subprocesses; returns (per-trial table, summary)."""
+    import pandas as pd
+
+    rows = []
+    for _ in range(repeats):
+        for kind in ("ours", "hf"):
+            cmd = [sys.executable, "-m", "benchmarks.finetune_vs_hf", "--trial", kind, "--steps", str(steps), "--batch", str(batch)]
+            cmd += ["--bf16"] if bf16 else []
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            row = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+            print(row, flush=True)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    summary = table.groupby("trainer").agg({"seconds": "mean", "real tokens/s": "mean", "peak RSS (MB)": "max", "setup": "first"})
+    summary["speed-up vs HF"] = (summary["real tokens/s"] / summary.loc["hf", "real tokens/s"]).round(2)
+    return table, summary.round(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--trial", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.trial:
+        print("RESULT " + json.dumps(trial(args.trial, args.steps, args.batch, args.bf16, args.steps * args.batch)))
+        return
+    _, summary = run(args.steps, args.batch, args.repeats, args.bf16)
+    print(summary.to_markdown())
+
+
+if __name__ == "__main__":
+    main()
