@@ -264,6 +264,13 @@ def sample_examples(dsd: datasets.DatasetDict, n: int = 5, split: str = "train",
     return pd.DataFrame({"text": list(ds["text"]), "label": [names[i] for i in ds["label"]]})
 
 
+def majority_share(dsd: datasets.DatasetDict, split: str = "test") -> float:
+    """Accuracy of always predicting the most frequent class: a run at or below it
+    has *failed* (Mosbach et al. 2021)."""
+    counts = np.bincount(np.array(dsd[split]["label"], dtype=int))
+    return float(counts.max() / counts.sum())
+
+
 def label_names(dsd: datasets.DatasetDict) -> list[str]:
     """The class names of a loaded data set, in label-id order."""
     return list(dsd["train"].features["label"].names)

@@ -20,3 +20,8 @@ def mean_std(df: pd.DataFrame, by: list[str] | str, cols: list[str], scale: floa
         row["seeds"] = len(g)
         rows.append(row)
     return pd.DataFrame(rows).set_index(by)
+
+
+def failed(accuracy: pd.Series, majority: float, tolerance: float = 1e-9) -> pd.Series:
+    """True where a run's accuracy is at or below the majority-class rate (Mosbach et al. 2021)."""
+    return accuracy <= majority + tolerance
