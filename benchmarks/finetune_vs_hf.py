@@ -19,10 +19,19 @@ import sys
 import tempfile
 
 
-def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dict:
-    """One timed training run in this process; returns throughput and memory."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not `ru_maxrss`: on Linux that
+    high-water mark survives fork + exec, so every trial would report its parent's peak."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dict:
+    """One timed training run in this process; returns throughput and memory."""
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
@@ -61,9 +70,9 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
             trainer = Trainer(model=model, args=args, train_dataset=tok["train"], data_collator=counting_collate)
             out_ = trainer.train()
             seconds = out_.metrics["train_runtime"]
-            optimizer = f"{type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, 'optimizer') else trainer.optimizer).__name__} ({args.optim}), random batches"
+            optimizer = f"{type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, 'optimizer') else trainer.optimizer).__name__} ({getattr(args.optim, 'value', args.optim)}), random batches"
         real_tokens = counted["tokens"]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"trainer": kind, "steps": steps, "seconds": round(seconds, 2), "real tokens/s": round(real_tokens / seconds, 1),
             "peak RSS (MB)": round(peak_mb), "bf16": bf16, "setup": optimizer}
 
