@@ -21,6 +21,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -280,10 +281,8 @@ def run_pretraining(experiment: str, spec: PretrainSpec, profile: str = "quick",
     return cached_run(experiment, asdict(spec), compute, profile=profile, force=force), ckpt
 
 
-def masking_demo(tokenizer, sentence: str, seed: int = 0, mlm_probability: float = 0.15) -> "pd.DataFrame":
+def masking_demo(tokenizer, sentence: str, seed: int = 0, mlm_probability: float = 0.15) -> pd.DataFrame:
     """Which tokens of `sentence` became [MASK], a random token, or stayed: one row per token."""
-    import pandas as pd
-
     enc = tokenizer(sentence)
     batch = PretrainingCollator(tokenizer, mlm_probability, seed=seed, nsp=False)([{"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"]}])
     original = tokenizer.convert_ids_to_tokens(enc["input_ids"])
@@ -296,10 +295,8 @@ def masking_demo(tokenizer, sentence: str, seed: int = 0, mlm_probability: float
     return pd.DataFrame({"token": original, "model sees": shown, "to predict": [o if y != -100 else "" for o, y in zip(original, labels)], "what": what})
 
 
-def nsp_demo(examples: list[dict], tokenizer, n: int = 4, seed: int = 0) -> "pd.DataFrame":
+def nsp_demo(examples: list[dict], tokenizer, n: int = 4, seed: int = 0) -> pd.DataFrame:
     """A few NSP pairs as text: segment A, segment B and whether B really follows A."""
-    import pandas as pd
-
     rng = random.Random(seed)
     rows = []
     for ex in rng.sample(examples, min(n, len(examples))):
@@ -315,10 +312,8 @@ def nsp_demo(examples: list[dict], tokenizer, n: int = 4, seed: int = 0) -> "pd.
 
 
 @torch.no_grad()
-def fill_mask(model: BertForPreTraining, tokenizer, sentences: list[str], k: int = 5) -> "pd.DataFrame":
+def fill_mask(model: BertForPreTraining, tokenizer, sentences: list[str], k: int = 5) -> pd.DataFrame:
     """Top-k predictions for the first [MASK] of each sentence, with probabilities."""
-    import pandas as pd
-
     model.eval()
     device = next(model.parameters()).device
     rows = []

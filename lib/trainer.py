@@ -20,7 +20,6 @@ per-device batch then multiplies by the number of processes, so keep
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable

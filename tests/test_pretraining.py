@@ -1,8 +1,6 @@
 """MLM masking statistics, NSP pairs, the sparse head, and a checkpoint that fine-tunes."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
