@@ -268,8 +268,8 @@ def run_pretraining(experiment: str, spec: PretrainSpec, profile: str = "quick",
             tokenizer.save_pretrained(tmp)
         shutil.rmtree(where, ignore_errors=True)
         tmp.rename(where)  # a checkpoint appears whole or not at all
-        final = evaluate_pretraining(wrapped, eval_batches)
-        metrics = {f"heldout_{k}": v for k, v in final.items()} | {
+        # fit restored the best-evaluated weights, so their held-out metrics are already known
+        metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()} | {
             "steps": fitted.steps,
             "train_seconds": round(fitted.seconds, 2),
             "train_pairs": len(train),
