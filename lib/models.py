@@ -51,6 +51,22 @@ VOCABS = ("news-8k", "shipped")
 NEWS_VOCAB_SIZE = 8192
 
 
+def default_attention() -> str:
+    """Attention kernel: PyTorch's fused SDPA on CUDA, the plain ("eager") one elsewhere.
+
+    Same mathematics either way. On this workbook's 2-core CPU the two are
+    within noise of each other (`python -m benchmarks.attention`: 0.8-1.2x
+    across lengths, precisions, training and inference); an early eval-mode
+    measurement suggested eager was 2x faster and did not hold up. The quick
+    profile's stored runs were computed with eager attention, so CPU runs keep
+    it: a re-run then uses the same kernel, and the same rounding, as the
+    results it is compared with.
+    """
+    import torch
+
+    return "sdpa" if torch.cuda.is_available() else "eager"
+
+
 class ModelError(ValueError):
     """Bad model request: the message says what is wrong and how to fix it."""
 
@@ -144,6 +160,7 @@ def load_model(
             vocab_size=len(tokenizer),
             intermediate_size=4 * shape["hidden_size"],
             pad_token_id=tokenizer.pad_token_id,
+            attn_implementation=default_attention(),
             **shape,
             **(label_kw if task == "classification" else {}),
         )
@@ -161,7 +178,7 @@ def load_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         with quiet_transformers():
-            model = auto.from_pretrained(source, **kwargs)
+            model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
     except (OSError, ValueError) as err:
         if isinstance(source, Path):
             raise ModelError(f"Could not load the checkpoint in {source}: {err}") from None

@@ -34,8 +34,8 @@ class OptimConfigError(ValueError):
     """Impossible optimisation hyperparameters or parameter groups."""
 
 
-def _is_no_decay(name: str, param: nn.Parameter) -> bool:
-    """Biases and LayerNorm weights, by name as in BERT's and HF's recipes."""
+def is_bias_or_norm(name: str) -> bool:
+    """Biases and LayerNorm weights, by name as in BERT's and HF's recipes (not weight-decayed)."""
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
 
 
@@ -85,7 +85,7 @@ def param_groups(
         if not param.requires_grad:
             continue
         group, depth = group_of(name, num_layers)
-        decay = not (exclude_bias_and_norm and _is_no_decay(name, param))
+        decay = not (exclude_bias_and_norm and is_bias_or_norm(name))
         key = (group, decay)
         if key not in buckets:
             rate = head_lr if depth is None else lr * xi**depth
@@ -209,3 +209,29 @@ def lr_curves(
         opt.step()
         sched.step()
     return pd.DataFrame(rows)
+
+
+def llrd_conventions(num_layers: int, xi: float) -> pd.DataFrame:
+    """The rate each part gets, as a multiple of the base rate, under layer-wise
+    decay ξ in four codebases and ours (notebook 05; sources in ../shared/SOURCES.md).
+
+    * ours: head (pooler + classifier) and top layer at the base rate, each
+      layer below ×ξ, embeddings ×ξ^L.
+    * Sun et al. 2019's code: layer i gets ξ^(11−i) — 12 layers hard-coded, so
+      a 6-layer model's top layer already gets ξ^6; embeddings, pooler and
+      classifier keep the base rate (not decayed at all).
+    * ELECTRA's code: depth counted with the head at L+2, so the top layer gets
+      ξ² (one step too many) and the embeddings ξ^(L+2).
+    * Zhang et al. 2021: top layer ξ, embeddings ξ^(L+1), head at the base rate.
+    * transformers.Trainer: no layer-wise decay.
+    """
+    L = num_layers
+    rows = {
+        "ours (lib.optim)": (xi**L, xi ** (L - 1), 1.0, 1.0, 1.0),
+        "Sun et al. 2019 code (12 layers assumed)": (1.0, xi**11, xi ** (11 - (L - 1)), 1.0, 1.0),
+        "ELECTRA code": (xi ** (L + 2), xi ** (L + 1), xi**2, 1.0, 1.0),
+        "Zhang et al. 2021": (xi ** (L + 1), xi**L, xi, 1.0, 1.0),
+        "HF Trainer": (1.0, 1.0, 1.0, 1.0, 1.0),
+    }
+    cols = ["embeddings", "layer 0 (bottom)", f"layer {L - 1} (top)", "pooler", "classifier"]
+    return pd.DataFrame(rows, index=cols).T

@@ -134,3 +134,120 @@ def plot_pretraining_curves(histories: Mapping[str, pd.DataFrame], title: str = 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ ablations
+def plot_ablation(frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: str = "test_accuracy") -> plt.Figure:
+    """Left: accuracy per variant, mean ± std bar with every seed as a dot, the
+    baseline mean and the majority class as lines. Right: % of failed runs.
+
+    `frame` has one row per run (`variant`, `metric`, `test_majority`); `cmp`
+    is `lib.stats.compare` of it (gives the order, n and failures).
+    """
+    order = list(cmp.index)
+    df = frame.assign(acc=100 * frame[metric])
+    height = 0.45 * len(order) + 1.6
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
+    sns.barplot(data=df, y="variant", x="acc", order=order, errorbar="sd", capsize=0.2, alpha=0.55, ax=a, color=sns.color_palette()[0])
+    sns.stripplot(data=df, y="variant", x="acc", order=order, color="black", size=4, ax=a)
+    majority = 100 * float(frame["test_majority"].iloc[0])
+    a.axvline(majority, color="firebrick", ls=":", lw=1.5, label=f"majority class ({majority:.1f}%) — at or below = failed")
+    a.axvline(cmp["mean"].iloc[0], color="grey", ls="--", lw=1, label=f"baseline mean ({cmp['mean'].iloc[0]:.1f}%)")
+    lo = max(0.0, min(df["acc"].min(), majority) - 5)
+    a.set(xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%) — bar: mean ± std, dots: seeds", ylabel="")
+    a.legend(fontsize=8, loc="lower right")
+    if "failed" in cmp:
+        rate = 100 * cmp["failed"] / cmp["n"]
+        b.barh(range(len(order)), rate.to_numpy(), color="firebrick", alpha=0.7)
+        for i, (f, n) in enumerate(zip(cmp["failed"], cmp["n"])):
+            b.text(1, i, f"{f}/{n}", va="center", fontsize=8)
+        b.set(xlim=(0, 100), xlabel="failed runs (% of seeds)", title="failure rate")
+    n = cmp["n"]
+    fig.suptitle(f"{title} (n = {n.min()}–{n.max()} seeds per variant)" if n.min() != n.max() else f"{title} ({n.min()} seeds per variant)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_run_curves(
+    runs: Mapping[str, pd.DataFrame], columns: Mapping[str, str], title: str, smooth: int = 1, logy: bool = False, ncols: int = 3
+) -> plt.Figure:
+    """One panel per history column (`columns`: column → axis label with unit),
+    one line per run (`runs`: label → history). For LR schedules, losses, norms."""
+    n = len(columns)
+    fig, axes = plt.subplots(int(np.ceil(n / ncols)), min(n, ncols), figsize=(5.2 * min(n, ncols), 3.8 * np.ceil(n / ncols)), squeeze=False)
+    palette = sns.color_palette("tab10" if len(runs) <= 10 else "husl", len(runs))
+    for ax, (col, unit) in zip(axes.flat, columns.items()):
+        for color, (label, h) in zip(palette, runs.items()):
+            if col not in h:
+                continue
+            part = h.dropna(subset=[col])
+            ax.plot(part["step"], part[col].rolling(smooth, min_periods=1).mean(), label=label, color=color, lw=1.4)
+        ax.set(title=col, xlabel="optimizer step", ylabel=unit)
+        if logy:
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.035 * np.ceil(len(labels) / 4)))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_heatmap(
+    ours: pd.DataFrame, reference: pd.DataFrame | None = None, title: str = "", ref_title: str = "", ref_unit: str = ""
+) -> plt.Figure:
+    """`ours`: frame with columns lr, xi, acc (one row per run) → mean accuracy
+    heatmap lr × ξ annotated 'mean ± std'. `reference`: a published table (rows
+    lr, columns ξ) drawn beside it with its own unit."""
+    mean = ours.pivot_table(index="lr", columns="xi", values="acc", aggfunc="mean").sort_index(axis=1, ascending=False)
+    std = ours.pivot_table(index="lr", columns="xi", values="acc", aggfunc="std").reindex_like(mean)
+    annot = mean.map(lambda v: f"{v:.1f}") + "\n± " + std.map(lambda v: f"{v:.1f}")
+    panels = 2 if reference is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 0.9 * len(mean) + 2.8), squeeze=False)
+    sns.heatmap(mean, annot=annot, fmt="", cmap="viridis", ax=axes[0, 0], cbar_kws={"label": "test accuracy (%)"})
+    axes[0, 0].set(title=title, xlabel="layer-wise decay ξ (1 = none)", ylabel="base learning rate")
+    if reference is not None:
+        sns.heatmap(reference, annot=True, fmt=".2f", cmap="viridis_r", ax=axes[0, 1], cbar_kws={"label": ref_unit})
+        axes[0, 1].set(title=ref_title, xlabel="layer-wise decay ξ (1 = none)", ylabel="base learning rate")
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_curves(
+    panels: Mapping[str, Mapping[int, pd.DataFrame]],
+    column: str,
+    ylabel: str,
+    title: str,
+    failed: set[tuple[str, int]] = frozenset(),
+    smooth: int = 4,
+    ncols: int = 3,
+) -> plt.Figure:
+    """One panel per variant (`panels`: variant → seed → history), one line per
+    seed of `column` (rolling mean over `smooth` steps); failed runs drawn red and dashed."""
+    n = len(panels)
+    rows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(rows, min(n, ncols), figsize=(5 * min(n, ncols), 3.4 * rows), squeeze=False, sharey=True)
+    for ax, (variant, seeds) in zip(axes.flat, panels.items()):
+        for i, (seed, h) in enumerate(seeds.items()):
+            bad = (variant, seed) in failed
+            ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), color="firebrick" if bad else sns.color_palette()[i],
+                    ls="--" if bad else "-", label=f"seed {seed}" + (" (failed)" if bad else ""))
+        ax.set(title=variant, xlabel="optimizer step", ylabel=ylabel)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_best_and_worst_confusions(result, summaries: Mapping[str, pd.DataFrame], prefix: str, profile: str = "quick") -> None:
+    """Confusion matrices of the best and the worst variant (by mean accuracy over
+    seeds) per data set, first seed's run; saved as figures/<prefix>_confusion_{best,worst}_<data>.png."""
+    seed = result.sweep.seeds[0]
+    for data, cmp in summaries.items():
+        for tag, name in (("best", cmp["mean"].idxmax()), ("worst", cmp["mean"].idxmin())):
+            r = result.run(name, seed, data)
+            title = f"{data}, {tag}: {name} (seed {seed}, accuracy {100 * r.metrics['test_accuracy']:.1f}%)"
+            save(plot_confusion(r.confusion, r.metrics["label_names"], title=title), f"{prefix}_confusion_{tag}_{data}", profile)

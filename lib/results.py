@@ -2,14 +2,16 @@
 
 Each run writes `results/runs/<experiment>/<run_id>/` with `config.json`,
 `history.csv` (one row per optimizer step), `metrics.json`, `env.json`
-(versions, device, seed) and, for classifiers, `predictions.csv`; then it adds
+(versions, device, seed) and, for classifiers, `predictions.csv.gz` (gzip: the
+test sentences repeat in every run); then it adds
 one row to `results/<experiment>.csv`. Both writes are atomic (write to a
 temporary name, then rename), so a crash or Ctrl-C leaves either the whole run
 or nothing.
 
 `run_id` is derived from the config, so asking for a run that already exists
 returns the stored one instantly (resume after a crash, replay in class) unless
-`force=True`.
+`force=True`. The same config stored under another experiment (notebook 02's
+baseline is a cell of every ablation) is copied over instead of retrained.
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ from lib.paths import results_dir
 NOT_IN_ID = ("progress", "device")
 """Config keys that do not change what a run computes, so not part of its id."""
 
+ADDED_LATER = {"truncation": "head"}
+"""Config keys added after runs were stored, with their default: left out of the
+id while at that default, so adding an option does not orphan every stored run."""
+
 
 def run_id(config: dict) -> str:
     """A short stable id: readable prefix (seed) + hash of the whole config."""
@@ -41,7 +47,11 @@ def run_id(config: dict) -> str:
 
 
 def _strip(config: dict) -> dict:
-    return {k: _strip(v) if isinstance(v, dict) else v for k, v in config.items() if k not in NOT_IN_ID}
+    return {
+        k: _strip(v) if isinstance(v, dict) else v
+        for k, v in config.items()
+        if k not in NOT_IN_ID and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
 
 
 def _find(config: dict, key: str):
@@ -118,7 +128,7 @@ class Run:
 
 def load_run(path: Path, experiment: str) -> Run:
     """Read a stored run folder back."""
-    preds = path / "predictions.csv"
+    preds = next((p for p in (path / "predictions.csv.gz", path / "predictions.csv") if p.exists()), path / "predictions.csv.gz")
     return Run(
         experiment=experiment,
         run_id=path.name,
@@ -142,6 +152,22 @@ def append_row(csv_path: Path, row: dict) -> None:
     os.replace(tmp, csv_path)
 
 
+def stored_path(experiment: str, config: dict, profile: str = "quick") -> Path | None:
+    """Folder of the finished run for `config` — in `experiment`, else in any other
+    experiment of the profile (same config, same computation) — or None."""
+    runs = results_dir(profile) / "runs"
+    rid = run_id(config)
+    own = runs / experiment / rid
+    if (own / "metrics.json").exists():
+        return own
+    return next((p.parent for p in sorted(runs.glob(f"*/{rid}/metrics.json"))), None)
+
+
+def _store_row(root: Path, experiment: str, rid: str, config: dict, metrics: dict) -> None:
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict, np.ndarray))}
+    append_row(root / f"{experiment}.csv", {"run_id": rid} | flatten(_strip(config)) | scalars)
+
+
 def cached_run(
     experiment: str,
     config: dict,
@@ -157,8 +183,17 @@ def cached_run(
     root = results_dir(profile)
     rid = run_id(config)
     final = root / "runs" / experiment / rid
-    if (final / "metrics.json").exists() and not force:
+    found = None if force else stored_path(experiment, config, profile)
+    if found == final:
         return load_run(final, experiment)
+    if found is not None:  # stored by another experiment: copy it in, atomically
+        tmp = final.with_name(f".{rid}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(found, tmp)
+        os.replace(tmp, final)
+        run = load_run(final, experiment)
+        _store_row(root, experiment, rid, config, run.metrics)
+        return run
 
     metrics, history, predictions = compute()
     tmp = final.with_name(f".{rid}.tmp{os.getpid()}")
@@ -168,12 +203,11 @@ def cached_run(
     _write_json(tmp / "env.json", env_info(_find(config, "seed")))
     history.to_csv(tmp / "history.csv", index=False)
     if predictions is not None:
-        predictions.to_csv(tmp / "predictions.csv", index=False)
+        predictions.to_csv(tmp / "predictions.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     _write_json(tmp / "metrics.json", metrics)  # written last: its presence marks a finished run
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    scalars = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict, np.ndarray))}
-    append_row(root / f"{experiment}.csv", {"run_id": rid} | flatten(_strip(config)) | scalars)
+    _store_row(root, experiment, rid, config, metrics)
     run = load_run(final, experiment)
     run.cached = False
     return run

@@ -60,11 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         seconds = execute(nb, args.profile)
         print(f"[{args.profile}] {nb.name} done in {seconds:.0f} s", flush=True)
         times.append({"notebook": nb.name, "profile": args.profile, "seconds": round(seconds, 1)})
-    if times and not args.only:
+    if times:
         out = results_dir(args.profile)
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(times).to_csv(out / "notebook_times.csv", index=False)
-        print(f"total {sum(t['seconds'] for t in times) / 60:.1f} min; times in {out / 'notebook_times.csv'}")
+        path = out / "notebook_times.csv"
+        new = pd.DataFrame(times)
+        if args.only and path.exists():  # keep the other notebooks' last measured times
+            old = pd.read_csv(path)
+            new = pd.concat([old[~old["notebook"].isin(new["notebook"])], new]).sort_values("notebook")
+        new.to_csv(path, index=False)
+        print(f"total {new['seconds'].sum() / 60:.1f} min over {len(new)} notebooks; times in {path}")
+        from lib import report
+
+        print("report:", report.write(args.profile))  # again, now with the wall times
     return 0
 
 

@@ -120,3 +120,22 @@ def test_bad_schedule_arguments(tiny_classifier):
         build_scheduler(opt, "linear", 10, warmup_ratio=1.5)
     with pytest.raises(OptimConfigError, match="num_training_steps"):
         build_scheduler(opt, "linear", 0)
+
+
+def test_our_llrd_convention_is_what_param_groups_does():
+    """The 'ours' row of the conventions table in notebook 05 is computed, not typed: it must match param_groups."""
+    from lib.optim import llrd_conventions
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config(layers=3))
+    xi, lr = 0.8, 1e-3
+    rates = {g["name"]: g["lr"] / lr for g in param_groups(model, lr=lr, xi=xi)}
+    ours = llrd_conventions(3, xi).loc["ours (lib.optim)"]
+    assert ours["embeddings"] == pytest.approx(rates["embeddings"]) == pytest.approx(xi**3)
+    assert ours["layer 0 (bottom)"] == pytest.approx(rates["layer.0"])
+    assert ours["layer 2 (top)"] == pytest.approx(rates["layer.2"]) == 1.0
+    assert ours["classifier"] == rates["head"] == 1.0
+    table = llrd_conventions(6, 0.9)
+    assert table.loc["ELECTRA code", "layer 5 (top)"] == pytest.approx(0.81)  # ξ², one step too many
+    assert table.loc["Sun et al. 2019 code (12 layers assumed)", "embeddings"] == 1.0  # not decayed
+    assert (table.loc["HF Trainer"] == 1.0).all()

@@ -150,3 +150,46 @@ def test_label_count_mismatch(toy, word_tokenizer):
     model = BertForSequenceClassification(tiny_config(num_labels=3, vocab=len(WORDS) + 5))
     with pytest.raises(ValueError, match="3 outputs but the data has 2 classes"):
         finetune(model, word_tokenizer, toy, TrainConfig(**FAST))
+
+
+def test_predict_returns_the_splits_own_order(toy, word_tokenizer):
+    """predict batches length-sorted examples; its outputs must still line up with the split."""
+    from lib.trainer import predict, tokenize
+
+    model = _model()
+    tok = tokenize(toy, word_tokenizer, 32)["test"]
+    logits, labels, _ = predict(model, tok, word_tokenizer, batch_size=8)
+    assert labels.tolist() == list(toy["test"]["label"])
+    model.eval()
+    with torch.no_grad():
+        for i in (0, 7, 33, 63):  # one example at a time, no padding at all
+            ids = torch.tensor([tok[i]["input_ids"]])
+            ref = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].numpy()
+            np.testing.assert_allclose(logits[i], ref, atol=1e-5)
+
+
+def test_weight_norm_log_sees_decoupled_decay_exactly(tiny_classifier):
+    """With zero gradients AdamW only decays: matrices shrink by exactly (1 − lr·λ), biases and LayerNorm stay."""
+    from lib.optim import build_optimizer, param_groups
+    from lib.trainer import WeightStats
+
+    lr, wd = 0.1, 0.5
+    groups = param_groups(tiny_classifier, lr=lr, weight_decay=wd)
+    stats = WeightStats(groups)
+    before = stats()
+    opt = build_optimizer(groups, "adamw")
+    for p in tiny_classifier.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    after = stats()
+    assert after["norm/matrices"] == pytest.approx(before["norm/matrices"] * (1 - lr * wd), rel=1e-5)
+    assert after["norm/bias_and_norm"] == pytest.approx(before["norm/bias_and_norm"], rel=1e-6)
+    assert before["norm/moved"] == 0 and after["norm/moved"] == pytest.approx(lr * wd * before["norm/matrices"], rel=1e-4)
+
+
+def test_runs_log_weight_norms_and_test_majority(toy, word_tokenizer):
+    r = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST))
+    h = r.history.dropna(subset=["norm/matrices"])
+    assert h["step"].iloc[0] == 0 and len(h) >= 2 and (h["norm/moved"].iloc[1:] > 0).all()
+    labels = np.array(toy["test"]["label"])
+    assert r.metrics["test_majority"] == pytest.approx(np.bincount(labels).max() / len(labels))
