@@ -53,7 +53,9 @@ def ablation_section(name: str, profile: str) -> str:
                   f"(baseline: {sweep.baseline}; failed = at or below the majority class, {100 * df['test_majority'].iloc[0]:.1f}%):", "",
                   _md(tab), "", "Verdicts (paired over seeds, 95% confidence):", ""]
         lines += [f"- {stats.verdict(n, r, sweep.baseline)}" for n, r in cmp.iterrows() if n != sweep.baseline]
-        lines.append("")
+        minutes = (df["train_seconds"] + df["test_seconds"]).sum() / 60
+        lines += ["", f"Compute of this grid: {minutes:.1f} min of training and testing over {len(df)} runs (2-core CPU), "
+                      "whichever notebook or sweep trained them.", ""]
     if missing:
         lines += [f"*{missing} of {len(ids)} runs of this grid are not stored yet.*", ""]
     return "\n".join(lines)
@@ -75,7 +77,9 @@ def times_section(profile: str) -> str:
         return ""
     t = pd.read_csv(path)
     t["minutes"] = (t["seconds"] / 60).round(1)
-    total = f"Total {t['seconds'].sum() / 60:.1f} min."
+    total = (f"Total {t['seconds'].sum() / 60:.1f} min. Wall time of each notebook in the last run; a notebook whose runs were "
+             "already stored (trained by `python -m lib.sweep` or by another notebook) only replays them, so see each grid's "
+             "compute above for the cost of training it.")
     return "\n".join(["## Wall time per notebook", "", t.set_index("notebook")[["seconds", "minutes"]].to_markdown(), "", total, ""])
 
 
