@@ -30,11 +30,11 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from lib.data import label_names, load_data
-from lib.experiment import FinetuneSpec, run_finetune
+from lib.experiment import FinetuneSpec, run_finetune, train
 from lib.models import load_model, quiet_transformers
 from lib.paths import CHECKPOINT_DIR
 from lib.results import Run, cached_run, run_id, stored_path
-from lib.trainer import finetune, predict, tokenize
+from lib.trainer import predict, tokenize
 
 
 class DistillationLoss(nn.Module):
@@ -71,17 +71,13 @@ def teacher(spec: FinetuneSpec, profile: str = "quick") -> tuple[Path, Run]:
     path = CHECKPOINT_DIR / "finetune" / run_id(asdict(spec))
     if (path / "config.json").exists() and stored_path("distill_teacher", asdict(spec), profile) is not None:
         return path, run_finetune("distill_teacher", spec, profile)
-    dsd = load_data(spec.data, max_train_examples=spec.max_train_examples, max_eval_examples=spec.max_eval_examples, max_test_examples=spec.max_test_examples)
-    names = label_names(dsd)
-    tokenizer, model = load_model(spec.model, "classification", label_names=names, vocab=spec.vocab, seed=spec.train.seed)
-    result = finetune(model, tokenizer, dsd, spec.train)
+    record, model, tokenizer = train(spec)
     tmp = path.with_name(path.name + ".tmp")
     with quiet_transformers():
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     shutil.rmtree(path, ignore_errors=True)
     tmp.replace(path)
-    record = (result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}, result.history, result.predictions)
     return path, cached_run("distill_teacher", asdict(spec), lambda: record, profile, force=True)
 
 
@@ -119,13 +115,8 @@ def run_distillation(experiment: str, spec: DistillSpec, profile: str = "quick",
         return run_finetune(experiment, spec.student, profile, force)
 
     def compute():
-        s = spec.student
-        soft = teacher_logits(teacher(spec.teacher, profile)[0], s)
-        dsd = load_data(s.data, max_train_examples=s.max_train_examples, max_eval_examples=s.max_eval_examples, max_test_examples=s.max_test_examples)
-        names = label_names(dsd)
-        tokenizer, model = load_model(s.model, "classification", label_names=names, vocab=s.vocab, seed=s.train.seed)
-        result = finetune(model, tokenizer, dsd, s.train, teacher_logits=soft, temperature=spec.temperature, alpha=spec.alpha)
-        return result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}, result.history, result.predictions
+        soft = teacher_logits(teacher(spec.teacher, profile)[0], spec.student)
+        return train(spec.student, teacher_logits=soft, temperature=spec.temperature, alpha=spec.alpha)[0]
 
     return cached_run(experiment, asdict(spec), compute, profile=profile, force=force)
 
@@ -177,7 +168,6 @@ def latency_ms(model: nn.Module, tokenizer, texts: list[str], batch_size: int = 
 
 def evaluate_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> float:
     """Test accuracy of an (e.g. quantised) classifier on `spec`'s test split, fp32 on CPU."""
-    dsd = load_data(spec.data, max_train_examples=spec.max_train_examples, max_eval_examples=spec.max_eval_examples, max_test_examples=spec.max_test_examples)
-    logits, y, _ = predict(model.to("cpu"), tokenize(dsd, tokenizer, spec.train.max_length)["test"], tokenizer, bf16=False)
+    logits, y, _ = predict(model.to("cpu"), tokenize(spec.dataset(), tokenizer, spec.train.max_length)["test"], tokenizer, bf16=False)
     return float((logits.argmax(-1) == y).mean())
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
+from datasets import DatasetDict
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lib.data import DATA_VERSION, label_names, load_data
 from lib.models import load_model
@@ -38,24 +40,33 @@ class FinetuneSpec:
             raise ValueError(f"Unknown override(s) {sorted(unknown)}: not a FinetuneSpec or TrainConfig field.")
         return replace(self, **spec_keys, train=replace(self.train, **train_keys))
 
+    def dataset(self) -> DatasetDict:
+        """The spec's data set with its subsample (train / validation / test)."""
+        return load_data(
+            self.data,
+            max_train_examples=self.max_train_examples,
+            max_eval_examples=self.max_eval_examples,
+            max_test_examples=self.max_test_examples,
+        )
+
+
+def train(spec: FinetuneSpec, **finetune_kwargs) -> tuple[tuple[dict, pd.DataFrame, pd.DataFrame], PreTrainedModel, PreTrainedTokenizerBase]:
+    """Fine-tune per `spec` now (no store): ((metrics, history, predictions), model, tokenizer).
+
+    The record is what `lib.results.cached_run` stores; `finetune_kwargs` go to
+    `lib.trainer.finetune` (e.g. teacher logits for distillation).
+    """
+    dsd = spec.dataset()
+    names = label_names(dsd)
+    tokenizer, model = load_model(spec.model, "classification", label_names=names, vocab=spec.vocab, seed=spec.train.seed)
+    result = finetune(model, tokenizer, dsd, spec.train, **finetune_kwargs)
+    metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}
+    return (metrics, result.history, result.predictions), model, tokenizer
+
 
 def run_finetune(experiment: str, spec: FinetuneSpec, profile: str = "quick", force: bool = False) -> Run:
     """Fine-tune per `spec` (or load the stored run) and return the `Run`."""
-
-    def compute():
-        dsd = load_data(
-            spec.data,
-            max_train_examples=spec.max_train_examples,
-            max_eval_examples=spec.max_eval_examples,
-            max_test_examples=spec.max_test_examples,
-        )
-        names = label_names(dsd)
-        tokenizer, model = load_model(spec.model, "classification", label_names=names, vocab=spec.vocab, seed=spec.train.seed)
-        result = finetune(model, tokenizer, dsd, spec.train)
-        metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}
-        return metrics, result.history, result.predictions
-
-    return cached_run(experiment, asdict(spec), compute, profile=profile, force=force)
+    return cached_run(experiment, asdict(spec), lambda: train(spec)[0], profile=profile, force=force)
 
 
 def run_seeds(experiment: str, spec: FinetuneSpec, seeds: list[int], profile: str = "quick", force: bool = False) -> list[Run]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
+from lib import stats
 from lib.experiment import FinetuneSpec, run_finetune, runs_frame
 from lib.paths import check_profile, results_dir
 from lib.results import Run, run_id, stored_path
@@ -100,8 +101,6 @@ def run_sweep(sweep: Sweep, profile: str = "quick", force: bool = False, progres
 def summarize(result: SweepResult, profile: str = "quick") -> dict[str, pd.DataFrame]:
     """`lib.stats.compare` per data set (failures against that test set's majority
     class), also written to `results/<experiment>_summary.csv`."""
-    from lib import stats
-
     out = {
         data: stats.compare(df, result.sweep.baseline, majority=float(df["test_majority"].iloc[0]))
         for data, df in result.frame.groupby("data", sort=False)
@@ -116,8 +115,6 @@ def summarize(result: SweepResult, profile: str = "quick") -> dict[str, pd.DataF
 def show_summaries(result: SweepResult, summaries: dict[str, pd.DataFrame], verdicts: bool = True) -> None:
     """In a notebook: per data set the summary table and, optionally, the generated verdicts."""
     from IPython.display import Markdown, display
-
-    from lib import stats
 
     for data, cmp in summaries.items():
         majority = 100 * result.frame.loc[result.frame["data"] == data, "test_majority"].iloc[0]
@@ -138,7 +135,7 @@ def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lib import ablations, stats
+    from lib import ablations  # the grids import this module
 
     parser = argparse.ArgumentParser(description="Run one ablation grid (the same runs as its notebook).")
     parser.add_argument("ablation", nargs="?", help=f"one of {list(ablations.SWEEPS)}")
@@ -151,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             s = make(args.profile)
             print(f"{name:14s} {s.experiment:22s} {len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets")
         return 0
-    result = run_sweep(ablations.sweep(args.ablation, args.profile), args.profile, args.force)
+    try:
+        grid = ablations.sweep(args.ablation, check_profile(args.profile))
+    except ValueError as err:
+        parser.error(str(err))  # one line and exit status 2, before anything trains
+    result = run_sweep(grid, args.profile, args.force)
     for data, cmp in summarize(result, args.profile).items():
         print(f"\n{data}\n" + stats.table(cmp, result.sweep.baseline).drop(columns="verdict").to_string())
         print("\n".join(stats.verdict(n, r, result.sweep.baseline) for n, r in cmp.iterrows()))
