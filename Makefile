@@ -1,6 +1,6 @@
 # The README's commands. Everything installs itself on a fresh machine.
 #   make reproduce   the whole workbook in the default (quick) profile -> results/
-#   make test        unit tests + every notebook in the smoke profile
+#   make test        ruff, unit tests + every notebook in the smoke profile
 #   make lab         JupyterLab with the project's kernel
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -29,6 +29,7 @@ reproduce: $(STAMP)
 	$(PY) -m lib.run_notebooks --profile $(PROFILE)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lab: $(STAMP)

@@ -1,7 +1,8 @@
 """Run every benchmark one after another and write results/benchmarks.md.
 
-    python -m benchmarks            (≈ 10 min on the 2-core CPU; run nothing else meanwhile)
+python -m benchmarks            (≈ 10 min on the 2-core CPU; run nothing else meanwhile)
 """
+
 from __future__ import annotations
 
 import datetime

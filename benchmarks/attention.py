@@ -5,6 +5,7 @@
 Checks the speed side of `lib.models.default_attention` (eager off CUDA).
 Appends a section to results/benchmarks.md; prints the table; asserts nothing.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,13 +44,23 @@ def step_ms(model, batch: int, seq: int, bf16: bool, train: bool, reps: int = 6)
 def run(batch: int = 32, seqs: tuple[int, ...] = (32, 64, 128)) -> pd.DataFrame:
     torch.set_flush_denormal(True)
     with quiet_transformers():
-        models = {k: BertForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2, attn_implementation=k) for k in ("sdpa", "eager")}
+        models = {
+            k: BertForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2, attn_implementation=k)
+            for k in ("sdpa", "eager")
+        }
     rows = []
     for train, bf16, seq in itertools.product((True, False), (True, False), seqs):
         ms = {k: step_ms(m, batch, seq, bf16, train) for k, m in models.items()}
-        rows.append({"pass": "training (fwd + bwd)" if train else "inference (fwd)", "precision": "bf16 autocast" if bf16 else "fp32",
-                     "batch × tokens": f"{batch} × {seq}", "SDPA (ms)": round(ms["sdpa"]), "eager (ms)": round(ms["eager"]),
-                     "eager speed-up": f"{ms['sdpa'] / ms['eager']:.2f}×"})
+        rows.append(
+            {
+                "pass": "training (fwd + bwd)" if train else "inference (fwd)",
+                "precision": "bf16 autocast" if bf16 else "fp32",
+                "batch × tokens": f"{batch} × {seq}",
+                "SDPA (ms)": round(ms["sdpa"]),
+                "eager (ms)": round(ms["eager"]),
+                "eager speed-up": f"{ms['sdpa'] / ms['eager']:.2f}×",
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -4,12 +4,14 @@ fp32 against bf16 autocast (both stored in results/runs/bf16_check).
 
     python -m benchmarks.bf16_accuracy      (≈ 3 min; appends a section to results/benchmarks.md)
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from lib.experiment import FinetuneSpec, run_seeds, runs_frame
+from lib import store
+from lib.experiment import FinetuneSpec
 from lib.paths import ROOT
 from lib.stats import mean_std
 from lib.trainer import TrainConfig
@@ -18,29 +20,39 @@ SEEDS = [0, 1, 2]
 
 
 def main() -> None:
-    spec = FinetuneSpec(max_train_examples=1024, max_eval_examples=256,
-                        train=TrainConfig(lr=1e-4, epochs=2, eval_every=16, patience=3, progress=False))
+    spec = FinetuneSpec(
+        max_train_examples=1024,
+        max_eval_examples=256,
+        train=TrainConfig(lr=1e-4, epochs=2, eval_every=16, patience=3, progress=False),
+    )
     frames = []
     for bf16 in (False, True):
-        runs = run_seeds("bf16_check", spec.with_overrides(bf16=bf16), SEEDS)
-        frames.append(runs_frame(runs).assign(precision="bf16" if bf16 else "fp32"))
+        runs = store.run_all("bf16_check", spec.with_overrides(bf16=bf16).seeds(SEEDS))
+        frames.append(store.runs_frame(runs).assign(precision="bf16" if bf16 else "fp32"))
     table = pd.concat(frames)
     summary = mean_std(table, "precision", ["test_accuracy", "test_macro_f1"])
     summary["train s / run"] = table.groupby("precision")["train_seconds"].mean().round(1)
-    diff = 100 * (table.loc[table["precision"] == "bf16", "test_accuracy"].to_numpy() - table.loc[table["precision"] == "fp32", "test_accuracy"].to_numpy())
-    line = f"bf16 − fp32, paired by seed: {diff.mean():+.1f} ± {diff.std(ddof=1):.1f} accuracy points over {len(diff)} seeds (per seed: {np.round(diff, 1).tolist()})."
+    diff = 100 * (
+        table.loc[table["precision"] == "bf16", "test_accuracy"].to_numpy()
+        - table.loc[table["precision"] == "fp32", "test_accuracy"].to_numpy()
+    )
+    line = (
+        f"bf16 − fp32, paired by seed: {diff.mean():+.1f} ± {diff.std(ddof=1):.1f} accuracy points over {len(diff)} "
+        f"seeds (per seed: {np.round(diff, 1).tolist()})."
+    )
     section = f"""
 ## Does bf16 keep fine-tuning accuracy?
 
-`python -m benchmarks.bf16_accuracy`: notebook 02's quick recipe at lr 1e-4 on movie_snippets (minilm-l6, 1,024 examples,
-2 epochs, 3 seeds), with `TrainConfig(bf16=False)` and `TrainConfig(bf16=True)`; fp32 was run first, as part of notebook 02 before bf16 became the default. Test accuracy (%):
+`python -m benchmarks.bf16_accuracy`: notebook 02's quick recipe at lr 1e-4 on movie_snippets (minilm-l6, 1,024
+examples, 2 epochs, 3 seeds), with `TrainConfig(bf16=False)` and `TrainConfig(bf16=True)`; fp32 was run first, as part
+of notebook 02 before bf16 became the default. Test accuracy (%):
 
 {summary.to_markdown()}
 
 {line}
 
 **Defaults that follow from these tables.** `TrainConfig.bf16` defaults to `None`, resolved per machine by
-`lib.trainer.bf16_supported`: bf16 autocast on CUDA with bf16 and on CPUs with AMX or AVX512-BF16 (faster above, same
+`lib.device.bf16_supported`: bf16 autocast on CUDA with bf16 and on CPUs with AMX or AVX512-BF16 (faster above, same
 accuracy), fp32 elsewhere (emulated bf16 is slow). The resolved value is stored in each run's config. The sparse MLM
 head stays the pretraining default (`PretrainSpec.sparse_head=True`: 1.4–2.4× per step in fp32). Length-grouped
 batches stay on (`group_by_length=True`): with them our loop moves 1.5× (fp32) to 1.7× (bf16) the real tokens per

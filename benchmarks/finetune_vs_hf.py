@@ -10,6 +10,7 @@ machine's speed hit both alike.
 
 Prints a markdown table; never asserted in tests. Run nothing else meanwhile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,10 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+    from lib.classify import finetune, tokenize
     from lib.data import label_names, load_data
     from lib.models import load_model
-    from lib.trainer import TrainConfig, finetune, tokenize
+    from lib.trainer import TrainConfig
 
     torch.set_flush_denormal(True)
     dsd = load_data("movie_snippets", max_train_examples=n_examples, max_eval_examples=64, max_test_examples=64)
@@ -46,7 +48,9 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
     if kind == "ours":
         cfg = TrainConfig(max_steps=steps, batch_size=batch, bf16=bf16, eval_every=10**9, patience=None, progress=False)
         result = finetune(model, tokenizer, dsd, cfg)
-        seconds = float(result.history["seconds"].iloc[-1])  # to the last optimizer step: no evaluation, like HF's train_runtime
+        seconds = float(
+            result.history["seconds"].iloc[-1]
+        )  # to the last optimizer step: no evaluation, like HF's train_runtime
         real_tokens = int(result.history["tokens"].iloc[-1])
         optimizer = "AdamW (fused), length-grouped batches"
     else:
@@ -62,19 +66,40 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
 
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
-                output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=2e-5, weight_decay=0.01,
-                warmup_steps=max(1, steps // 10), lr_scheduler_type="linear", max_grad_norm=1.0, bf16=bf16, use_cpu=True,
-                report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", dataloader_num_workers=0,
-                disable_tqdm=True, seed=0,
+                output_dir=out,
+                max_steps=steps,
+                per_device_train_batch_size=batch,
+                learning_rate=2e-5,
+                weight_decay=0.01,
+                warmup_steps=max(1, steps // 10),
+                lr_scheduler_type="linear",
+                max_grad_norm=1.0,
+                bf16=bf16,
+                use_cpu=True,
+                report_to=[],
+                save_strategy="no",
+                eval_strategy="no",
+                logging_strategy="no",
+                dataloader_num_workers=0,
+                disable_tqdm=True,
+                seed=0,
             )
             trainer = Trainer(model=model, args=args, train_dataset=tok["train"], data_collator=counting_collate)
             out_ = trainer.train()
             seconds = out_.metrics["train_runtime"]
-            optimizer = f"{type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, 'optimizer') else trainer.optimizer).__name__} ({getattr(args.optim, 'value', args.optim)}), random batches"
+            inner = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+            optimizer = f"{type(inner).__name__} ({getattr(args.optim, 'value', args.optim)}), random batches"
         real_tokens = counted["tokens"]
     peak_mb = peak_rss_mb()
-    return {"trainer": kind, "steps": steps, "seconds": round(seconds, 2), "real tokens/s": round(real_tokens / seconds, 1),
-            "peak RSS (MB)": round(peak_mb), "bf16": bf16, "setup": optimizer}
+    return {
+        "trainer": kind,
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "real tokens/s": round(real_tokens / seconds, 1),
+        "peak RSS (MB)": round(peak_mb),
+        "bf16": bf16,
+        "setup": optimizer,
+    }
 
 
 def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False):
@@ -84,14 +109,26 @@ def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False):
     rows = []
     for _ in range(repeats):
         for kind in ("ours", "hf"):
-            cmd = [sys.executable, "-m", "benchmarks.finetune_vs_hf", "--trial", kind, "--steps", str(steps), "--batch", str(batch)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.finetune_vs_hf",
+                "--trial",
+                kind,
+                "--steps",
+                str(steps),
+                "--batch",
+                str(batch),
+            ]
             cmd += ["--bf16"] if bf16 else []
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             row = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
             print(row, flush=True)
             rows.append(row)
     table = pd.DataFrame(rows)
-    summary = table.groupby("trainer").agg({"seconds": "mean", "real tokens/s": "mean", "peak RSS (MB)": "max", "setup": "first"})
+    summary = table.groupby("trainer").agg(
+        {"seconds": "mean", "real tokens/s": "mean", "peak RSS (MB)": "max", "setup": "first"}
+    )
     summary["speed-up vs HF"] = (summary["real tokens/s"] / summary.loc["hf", "real tokens/s"]).round(2)
     return table, summary.round(1)
 

@@ -1,4 +1,5 @@
 """What this machine can do at best: the measured matmul peak, fp32 and bf16."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,11 @@ def cpu_name() -> str:
 
 
 def describe_machine(peak: dict[str, float]) -> str:
-    return (f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads. Matmul peak: fp32 {peak['fp32']:.3f} TFLOP/s, bf16 {peak['bf16']:.3f} TFLOP/s.")
+    return (
+        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads. "
+        f"Matmul peak: fp32 {peak['fp32']:.3f} TFLOP/s, bf16 {peak['bf16']:.3f} TFLOP/s."
+    )
 
 
 if __name__ == "__main__":

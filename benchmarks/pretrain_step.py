@@ -6,6 +6,7 @@ and model FLOP utilisation against this machine's measured matmul peak.
 Prints a markdown table (never asserted in tests). Run nothing else meanwhile:
 two torch processes on 2 cores slow each other ~8x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ import torch
 
 from benchmarks.hardware import describe_machine, matmul_peak
 from lib.data import load_news_corpus
+from lib.mlm import PretrainingCollator, PretrainingModel
 from lib.models import load_model
-from lib.pretraining import PretrainingCollator, PretrainingModel, nsp_examples
+from lib.nsp import nsp_examples
 from lib.optim import build_optimizer, param_groups
 
 
@@ -53,8 +55,15 @@ def bench(name: str, sparse: bool, bf16: bool, batches: list[dict], steps: int) 
     seq = batches[1]["input_ids"].shape[1]
     masked = sum(int((b["labels"] != -100).sum()) for b in batches[1 : steps + 1]) / steps / tokens
     flops = train_flops_per_token(model, seq, masked, sparse) * batches[1]["input_ids"].numel()
-    return {"model": name, "head": "sparse" if sparse else "dense", "precision": "bf16" if bf16 else "fp32",
-            "s/step": round(seconds, 3), "tokens/s": round(tokens / seconds), "TFLOP/s": flops / seconds / 1e12, "loss": round(losses[-1], 3)}
+    return {
+        "model": name,
+        "head": "sparse" if sparse else "dense",
+        "precision": "bf16" if bf16 else "fp32",
+        "s/step": round(seconds, 3),
+        "tokens/s": round(tokens / seconds),
+        "TFLOP/s": flops / seconds / 1e12,
+        "loss": round(losses[-1], 3),
+    }
 
 
 def run(steps: int = 5, batch: int = 32, seq: int = 128, models: str = "bert-tiny,bert-mini,minilm-l6"):

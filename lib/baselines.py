@@ -1,4 +1,5 @@
 """Non-neural floors: what a bag of words already gets on the same splits."""
+
 from __future__ import annotations
 
 import time
@@ -9,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix
 from sklearn.pipeline import make_pipeline
 
-from lib.trainer import classification_metrics
+from lib.classify import classification_metrics
 
 
 def tfidf_logreg(dsd: datasets.DatasetDict, C: float = 4.0) -> dict:
@@ -19,7 +20,9 @@ def tfidf_logreg(dsd: datasets.DatasetDict, C: float = 4.0) -> dict:
     Any fine-tuned transformer worth its compute must beat this floor.
     """
     start = time.perf_counter()
-    clf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True), LogisticRegression(C=C, max_iter=2000))
+    clf = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True), LogisticRegression(C=C, max_iter=2000)
+    )
     clf.fit(list(dsd["train"]["text"]), list(dsd["train"]["label"]))
     pred = clf.predict(list(dsd["test"]["text"]))
     y = list(dsd["test"]["label"])

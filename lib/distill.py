@@ -4,18 +4,21 @@
   temperature-softened class distribution *and* the true labels,
   loss = α·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T)) + (1 − α)·CE(z_s, y).
   The T² keeps the soft term's gradients on the scale of the hard term's.
-* `teacher`: fine-tune a teacher per a `FinetuneSpec` and keep its weights
-  under `checkpoints/` (git-ignored); rebuilt if missing.
-* `run_distillation`: one stored, resumable student run, like `run_finetune`.
+* `DistillSpec`: a student run. Its teacher is an ordinary fine-tuning run
+  stored through `lib.store.run` with its weights kept under
+  `checkpoints/finetune/<run_id>/` (git-ignored; rebuilt if missing); the
+  student trains through `lib.classify.finetune` with the teacher's logits as
+  an extra training column and the model wrapped in `DistillationLoss`.
 * `quantize_int8`, `size_on_disk_mb`, `latency_ms`: dynamic int8 quantisation of
   the Linear layers (weights int8, activations quantised on the fly) and what
   it costs and saves.
 """
+
 from __future__ import annotations
 
+import copy
 import functools
 import io
-import shutil
 import statistics
 import time
 import warnings
@@ -23,18 +26,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from lib import ablations, profiles, store
+from lib.classify import predict, tokenize
 from lib.data import label_names, load_data
-from lib.experiment import FinetuneSpec, run_finetune, train
-from lib.models import load_model, quiet_transformers
-from lib.paths import CHECKPOINT_DIR
-from lib.results import Run, cached_run, run_id, stored_path
-from lib.trainer import predict, tokenize
+from lib.experiment import FinetuneSpec
+from lib.models import load_model
+from lib.paths import ROOT
+from lib.store import Record, Run
+from lib.trainer import TrainConfig
 
 
 class DistillationLoss(nn.Module):
@@ -54,31 +60,20 @@ class DistillationLoss(nn.Module):
     def forward(self, teacher_logits: torch.Tensor, labels: torch.Tensor, **inputs) -> SequenceClassifierOutput:
         logits = self.student(**inputs).logits.float()
         t = self.temperature
-        soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits.float() / t, -1), reduction="batchmean") * t * t
+        soft = (
+            F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits.float() / t, -1), reduction="batchmean")
+            * t
+            * t
+        )
         hard = F.cross_entropy(logits, labels)
         out = SequenceClassifierOutput(loss=self.alpha * soft + (1 - self.alpha) * hard, logits=logits)
         out.logs = {"soft_loss": float(soft.detach()), "hard_loss": float(hard.detach())}
         return out
 
 
-def teacher(spec: FinetuneSpec, profile: str = "quick") -> tuple[Path, Run]:
-    """The fine-tuned teacher for `spec`: its weights folder and its stored run.
-
-    Weights go to checkpoints/finetune/<run_id>/ (git-ignored); the run record
-    (history, metrics, predictions) is stored like any other, as experiment
-    "distill_teacher". If either is missing, the teacher is trained (once).
-    """
-    path = CHECKPOINT_DIR / "finetune" / run_id(asdict(spec))
-    if (path / "config.json").exists() and stored_path("distill_teacher", asdict(spec), profile) is not None:
-        return path, run_finetune("distill_teacher", spec, profile)
-    record, model, tokenizer = train(spec)
-    tmp = path.with_name(path.name + ".tmp")
-    with quiet_transformers():
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.replace(path)
-    return path, cached_run("distill_teacher", asdict(spec), lambda: record, profile, force=True)
+def train_teacher(spec: FinetuneSpec, profile: str = "quick") -> Run:
+    """The fine-tuned teacher for `spec`, stored as experiment "distill_teacher" with its weights kept."""
+    return store.run("distill_teacher", spec, profile, keep_checkpoint=True)
 
 
 def teacher_logits(teacher: Path | str, spec: FinetuneSpec) -> np.ndarray:
@@ -87,15 +82,25 @@ def teacher_logits(teacher: Path | str, spec: FinetuneSpec) -> np.ndarray:
     Cached per teacher and split within a process: every seed of a student
     sees the same soft targets, computed once (≈ 6 s for 2,048 sentences).
     """
-    return _teacher_logits(str(teacher), spec.data, spec.max_train_examples, spec.max_eval_examples, spec.max_test_examples,
-                           spec.train.max_length, bool(spec.train.bf16)).copy()
+    teacher = teacher if Path(teacher).is_absolute() else ROOT / teacher
+    return _teacher_logits(
+        str(teacher),
+        spec.data,
+        spec.max_train_examples,
+        spec.max_eval_examples,
+        spec.max_test_examples,
+        spec.train.max_length,
+        bool(spec.train.bf16),
+    ).copy()
 
 
 @functools.lru_cache(maxsize=4)
 def _teacher_logits(teacher: str, data: str, n_train, n_eval, n_test, max_length: int, bf16: bool) -> np.ndarray:
     dsd = load_data(data, max_train_examples=n_train, max_eval_examples=n_eval, max_test_examples=n_test)
     tokenizer, model = load_model(teacher, "classification", label_names=label_names(dsd))
-    logits, _, _ = predict(model.to(torch.device("cpu")), tokenize(dsd, tokenizer, max_length)["train"], tokenizer, bf16=bf16)
+    logits, _, _ = predict(
+        model.to(torch.device("cpu")), tokenize(dsd, tokenizer, max_length)["train"], tokenizer, bf16=bf16
+    )
     return logits
 
 
@@ -108,17 +113,27 @@ class DistillSpec:
     temperature: float = 2.0
     alpha: float = 0.5  # weight of the soft (teacher) term; 0 = labels only
 
+    kind = "distill"
+    keeps_checkpoint = False
 
-def run_distillation(experiment: str, spec: DistillSpec, profile: str = "quick", force: bool = False) -> Run:
-    """Train the student with distillation (or on labels alone when alpha = 0); stored and replayed."""
-    if spec.alpha == 0:  # labels only: exactly a plain fine-tuning run
-        return run_finetune(experiment, spec.student, profile, force)
+    def __post_init__(self) -> None:
+        if self.temperature <= 0 or not 0 <= self.alpha <= 1:
+            raise ValueError(f"Need temperature > 0 and 0 ≤ alpha ≤ 1; got {self.temperature}, {self.alpha}.")
 
-    def compute():
-        soft = teacher_logits(teacher(spec.teacher, profile)[0], spec.student)
-        return train(spec.student, teacher_logits=soft, temperature=spec.temperature, alpha=spec.alpha)[0]
+    def identity(self) -> dict:
+        """With alpha = 0 (labels only) the run is exactly the student's plain fine-tuning run."""
+        return self.student.identity() if self.alpha == 0 else asdict(self)
 
-    return cached_run(experiment, asdict(spec), compute, profile=profile, force=force)
+    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+        if self.alpha == 0:
+            return self.student.compute(profile, stop_on_divergence)
+        soft = teacher_logits(train_teacher(self.teacher, profile).checkpoint, self.student)
+        return self.student.compute(
+            profile,
+            stop_on_divergence,
+            train_columns={"teacher_logits": soft},
+            wrap=lambda model: DistillationLoss(model, self.temperature, self.alpha),
+        )
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -127,8 +142,6 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     torch.ao's eager-mode quantisation is deprecated in favour of torchao but
     still ships in torch 2.13; its deprecation warnings are silenced here.
     """
-    import copy
-
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():
@@ -151,11 +164,15 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, tokenizer, texts: list[str], batch_size: int = 1, max_length: int = 128, reps: int = 3) -> float:
+def latency_ms(
+    model: nn.Module, tokenizer, texts: list[str], batch_size: int = 1, max_length: int = 128, reps: int = 3
+) -> float:
     """Median wall time per sentence of CPU inference in fp32 (batches of `batch_size`), after one warm-up pass."""
     model = model.to("cpu").eval()
-    batches = [tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-               for i in range(0, len(texts), batch_size)]
+    batches = [
+        tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        for i in range(0, len(texts), batch_size)
+    ]
     model(**batches[0])
     times = []
     for _ in range(reps):
@@ -168,6 +185,64 @@ def latency_ms(model: nn.Module, tokenizer, texts: list[str], batch_size: int = 
 
 def evaluate_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> float:
     """Test accuracy of an (e.g. quantised) classifier on `spec`'s test split, fp32 on CPU."""
-    logits, y, _ = predict(model.to("cpu"), tokenize(spec.dataset(), tokenizer, spec.train.max_length)["test"], tokenizer, bf16=False)
+    logits, y, _ = predict(
+        model.to("cpu"), tokenize(spec.dataset(), tokenizer, spec.train.max_length)["test"], tokenizer, bf16=False
+    )
     return float((logits.argmax(-1) == y).mean())
 
+
+def notebook_specs(profile: str = "quick", device: str = "auto") -> tuple[FinetuneSpec, FinetuneSpec]:
+    """Notebook 08's teacher (MiniLM, the baseline recipe at lr 1e-4) and student (bert-mini from random
+    weights, lr 3e-4, batch 32), on the profile's number of training sentences."""
+    p = profiles.get(profile)
+    teacher = ablations.baseline_spec(profile, device=device).with_overrides(
+        lr=ablations.ABLATION_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs
+    )
+    student = FinetuneSpec(
+        model="bert-mini",
+        vocab="news-8k",
+        max_train_examples=p.distill_examples,
+        max_eval_examples=teacher.max_eval_examples,
+        max_test_examples=teacher.max_test_examples,
+        train=TrainConfig(lr=3e-4, epochs=p.distill_student_epochs, batch_size=32, device=device, progress=p.progress),
+    )
+    return teacher, student
+
+
+def _cost(model: nn.Module, tokenizer, texts: list[str]) -> dict[str, float]:
+    return {
+        "params (M)": count_params(model) / 1e6,
+        "size on disk (MB)": size_on_disk_mb(model),
+        "ms / sentence, batch 1": latency_ms(model, tokenizer, texts, 1),
+        "ms / sentence, batch 32": latency_ms(model, tokenizer, texts, 32),
+    }
+
+
+def compression_table(
+    teacher_run: Run, teacher_spec: FinetuneSpec, students: pd.DataFrame, sentences: int
+) -> pd.DataFrame:
+    """Accuracy, parameters, size and CPU latency of the teacher in fp32 and int8 and of each student variant.
+
+    `students` has one row per student run (`variant`, `test_accuracy`); the students share one
+    architecture, so their cost is measured once, on a fresh bert-mini of the same shape.
+    """
+    dsd = teacher_spec.dataset()
+    names = label_names(dsd)
+    tok_t, teacher = load_model(str(ROOT / teacher_run.checkpoint), label_names=names)
+    teacher_int8 = quantize_int8(teacher)
+    tok_s, student_shape = load_model("bert-mini", label_names=names, vocab="news-8k")
+    texts = list(dsd["test"]["text"][:sentences])
+    int8_acc = evaluate_on_test(teacher_int8, tok_t, teacher_spec)
+    rows = [
+        {"model": "teacher: MiniLM-L6, fp32", "test accuracy (%)": f"{100 * teacher_run.metrics['test_accuracy']:.1f}"}
+        | _cost(teacher, tok_t, texts),
+        {"model": "teacher: MiniLM-L6, dynamic int8", "test accuracy (%)": f"{100 * int8_acc:.1f}"}
+        | _cost(teacher_int8, tok_t, texts)
+        | {"params (M)": count_params(teacher) / 1e6},
+    ]
+    student_cost = _cost(student_shape, tok_s, texts)
+    for variant, part in students.groupby("variant", sort=False):
+        acc = 100 * part["test_accuracy"]
+        shown = f"{acc.mean():.1f} ± {acc.std():.1f} ({len(acc)} seeds)"
+        rows.append({"model": f"student: bert-mini, {variant}", "test accuracy (%)": shown} | student_cost)
+    return pd.DataFrame(rows).set_index("model")

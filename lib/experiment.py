@@ -1,21 +1,23 @@
-"""One fine-tuning run, described by a dataclass and stored by `lib.results`.
+"""A fine-tuning run, described by a dataclass: what to fine-tune on what.
 
 A notebook (or a sweep) builds a `FinetuneSpec` — data, model, subsample,
-`TrainConfig` — and calls `run_finetune`. The spec *is* the run's identity:
-the same spec returns the stored run instead of training again.
+`TrainConfig` — and hands it to `lib.store.run`. The spec *is* the run's
+identity: the same spec returns the stored run instead of training again.
+Impossible specs fail when they are built, before anything trains.
 """
+
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
-import pandas as pd
 from datasets import DatasetDict
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lib.classify import METRICS, finetune
 from lib.data import DATA_VERSION, label_names, load_data
-from lib.models import load_model
-from lib.results import Run, cached_run, flatten
-from lib.trainer import TrainConfig, finetune
+from lib.models import load_model, position_limit, save_checkpoint
+from lib.store import Record
+from lib.trainer import ConfigError, TrainConfig, check_warmup, num_update_steps
 
 
 @dataclass
@@ -31,14 +33,41 @@ class FinetuneSpec:
     max_test_examples: int | None = None  # smoke profile only
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def with_overrides(self, **overrides) -> "FinetuneSpec":
+    kind = "finetune"  # checkpoints/finetune/<run_id>/ when a run keeps its weights (a distillation teacher)
+    keeps_checkpoint = False
+
+    def __post_init__(self) -> None:
+        if self.train.metric not in METRICS:
+            raise ConfigError(f"metric={self.train.metric!r} is not a fine-tuning metric; choose one of {METRICS}.")
+        limit = position_limit(self.model)
+        if limit is not None and self.train.max_length > limit:
+            raise ConfigError(
+                f"max_length={self.train.max_length}, but {self.model} takes at most {limit} positions; "
+                f"use max_length ≤ {limit} (and truncation='head+tail' to keep both ends of long texts)."
+            )
+        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
+            n = getattr(self, name)
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+                raise ConfigError(f"{name} must be a whole number ≥ 1 (or None: all), got {n!r}.")
+        if self.max_train_examples is not None:  # the run is at most this long: warmup must fit in it
+            batches = math.ceil(self.max_train_examples / self.train.batch_size)
+            check_warmup(self.train, num_update_steps(batches, self.train))
+
+    def with_overrides(self, **overrides) -> FinetuneSpec:
         """A copy with spec fields or `TrainConfig` fields replaced (ablations)."""
         spec_keys = {k: v for k, v in overrides.items() if k in self.__dataclass_fields__ and k != "train"}
         train_keys = {k: v for k, v in overrides.items() if k not in spec_keys}
         unknown = set(train_keys) - set(TrainConfig.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"Unknown override(s) {sorted(unknown)}: not a FinetuneSpec or TrainConfig field.")
+            raise ConfigError(f"Unknown override(s) {sorted(unknown)}: not a FinetuneSpec or TrainConfig field.")
         return replace(self, **spec_keys, train=replace(self.train, **train_keys))
+
+    def seeds(self, seeds: list[int]) -> list[FinetuneSpec]:
+        """The same run over several seeds."""
+        return [self.with_overrides(seed=s) for s in seeds]
+
+    def identity(self) -> dict:
+        return asdict(self)
 
     def dataset(self) -> DatasetDict:
         """The spec's data set with its subsample (train / validation / test)."""
@@ -49,35 +78,14 @@ class FinetuneSpec:
             max_test_examples=self.max_test_examples,
         )
 
-
-def train(spec: FinetuneSpec, **finetune_kwargs) -> tuple[tuple[dict, pd.DataFrame, pd.DataFrame], PreTrainedModel, PreTrainedTokenizerBase]:
-    """Fine-tune per `spec` now (no store): ((metrics, history, predictions), model, tokenizer).
-
-    The record is what `lib.results.cached_run` stores; `finetune_kwargs` go to
-    `lib.trainer.finetune` (e.g. teacher logits for distillation).
-    """
-    dsd = spec.dataset()
-    names = label_names(dsd)
-    tokenizer, model = load_model(spec.model, "classification", label_names=names, vocab=spec.vocab, seed=spec.train.seed)
-    result = finetune(model, tokenizer, dsd, spec.train, **finetune_kwargs)
-    metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}
-    return (metrics, result.history, result.predictions), model, tokenizer
-
-
-def run_finetune(experiment: str, spec: FinetuneSpec, profile: str = "quick", force: bool = False) -> Run:
-    """Fine-tune per `spec` (or load the stored run) and return the `Run`."""
-    return cached_run(experiment, asdict(spec), lambda: train(spec)[0], profile=profile, force=force)
-
-
-def run_seeds(experiment: str, spec: FinetuneSpec, seeds: list[int], profile: str = "quick", force: bool = False) -> list[Run]:
-    """The same spec over several seeds (each stored and resumable on its own)."""
-    return [run_finetune(experiment, spec.with_overrides(seed=s), profile, force) for s in seeds]
-
-
-def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: flattened config and scalar metrics, for tables and plots."""
-    rows = []
-    for r in runs:
-        scalars = {k: v for k, v in r.metrics.items() if not isinstance(v, (list, dict))}
-        rows.append({"run_id": r.run_id, "cached": r.cached} | flatten(r.config) | scalars)
-    return pd.DataFrame(rows)
+    def compute(self, profile: str = "quick", stop_on_divergence: bool = False, **finetune_kwargs) -> Record:
+        """Fine-tune now (no store). `finetune_kwargs` go to `lib.classify.finetune`
+        (extra training columns and a model wrapper, e.g. for distillation)."""
+        dsd = self.dataset()
+        names = label_names(dsd)
+        tokenizer, model = load_model(
+            self.model, "classification", label_names=names, vocab=self.vocab, seed=self.train.seed
+        )
+        result = finetune(model, tokenizer, dsd, self.train, stop_on_divergence=stop_on_divergence, **finetune_kwargs)
+        metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}
+        return Record(metrics, result.history, result.predictions, lambda path: save_checkpoint(model, tokenizer, path))

@@ -4,6 +4,7 @@ Offline, `from_pretrained` and `load_dataset` retry with back-off for about half
 a minute before failing with a long traceback; we ask first and fail at once
 with one clear message instead.
 """
+
 from __future__ import annotations
 
 import functools

@@ -17,6 +17,7 @@ Names:
 * a Hugging Face hub name when online (e.g. ``bert-base-uncased``); offline
   this raises one error listing the offline choices.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from lib.data import package_file
+from lib.atomic import atomic_path
+from lib.data import load_news_corpus, package_file
 from lib.hub import hub_online
 from lib.paths import CACHE_DIR, ROOT
 
@@ -83,8 +85,6 @@ def news_vocab_dir() -> Path:
         return out
     from tokenizers import BertWordPieceTokenizer
 
-    from lib.data import load_news_corpus
-
     corpus = load_news_corpus()["train"]  # train documents only: no peeking at held-out text
     wp = BertWordPieceTokenizer(lowercase=True)
     wp.train_from_iterator(
@@ -93,11 +93,10 @@ def news_vocab_dir() -> Path:
         special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
         show_progress=False,
     )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    wp.save_model(str(tmp))
-    transformers.BertTokenizer.from_pretrained(tmp).save_pretrained(tmp)
-    tmp.rename(out)  # atomic: a half-trained vocabulary is never picked up
+    with atomic_path(out) as tmp:  # a half-trained vocabulary is never picked up
+        tmp.mkdir(parents=True)
+        wp.save_model(str(tmp))
+        transformers.BertTokenizer.from_pretrained(tmp).save_pretrained(tmp)
     return out
 
 
@@ -171,7 +170,8 @@ def load_model(
     if isinstance(source, str) and not hub_online():
         raise ModelError(
             f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is unreachable "
-            f"(offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a folder written by save_pretrained()."
+            f"(offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} "
+            "or a folder written by save_pretrained()."
         )
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForPreTraining
     kwargs = label_kw if task == "classification" else {}
@@ -205,6 +205,30 @@ class quiet_transformers:
         transformers.logging.set_verbosity(self.level)
         if self.bars:
             transformers.logging.enable_progress_bar()
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+    """Weights and tokenizer into `folder` (the run store makes it appear atomically)."""
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+
+POSITIONS = 512
+"""Position embeddings of every shipped and from-scratch model (BERT's 512)."""
+
+
+def position_limit(name: str) -> int | None:
+    """The most tokens `name` takes per sequence, if known without loading it (hub names: None)."""
+    if name in PRETRAINED or name in SCRATCH_SHAPES:
+        return POSITIONS
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() or path.exists() else ROOT / path
+    if (path / "config.json").exists():
+        import json
+
+        return json.loads((path / "config.json").read_text()).get("max_position_embeddings")
+    return None
 
 
 def describe(model: PreTrainedModel) -> dict[str, int | str]:

@@ -1,7 +1,7 @@
 """Parameter groups (layer-wise LR decay, weight-decay exclusions), optimizers
 and learning-rate schedules.
 
-The layer-wise convention (written down in CONVENTIONS.md), with
+The layer-wise convention (docs/conventions.md), with
 L = `config.num_hidden_layers`, base rate η and decay factor ξ:
 
 * encoder layer i (0 = bottom) gets η · ξ^(L−1−i): the top layer gets η;
@@ -15,13 +15,13 @@ parameter lands in exactly one group, which `check_groups` verifies — a
 hand-built list of groups that forgets the embeddings (a bug in the blog
 recipe this workbook teaches from) fails it.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterable
 
-import pandas as pd
 import torch
 from torch import nn
 from transformers import get_scheduler
@@ -120,7 +120,9 @@ def check_groups(model: nn.Module, groups: Iterable[dict]) -> None:
     missing = [names[i] for i in names if i not in seen]
     twice = [names.get(i, "<not in model>") for i, c in seen.items() if c > 1]
     if missing:
-        raise OptimConfigError(f"{len(missing)} trainable parameters are in no group and would never train: {missing[:5]}")
+        raise OptimConfigError(
+            f"{len(missing)} trainable parameters are in no group and would never train: {missing[:5]}"
+        )
     if twice:
         raise OptimConfigError(f"{len(twice)} parameters are in more than one group: {twice[:5]}")
 
@@ -182,56 +184,3 @@ def build_scheduler(
 def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """Current learning rate per named group (decay/no-decay halves share one)."""
     return {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-
-
-def lr_curves(
-    model: nn.Module,
-    num_training_steps: int,
-    lr: float = 2e-5,
-    xi: float = 1.0,
-    head_lr: float | None = None,
-    schedule: str = "linear",
-    warmup_ratio: float = 0.1,
-    warmup_steps: int | None = None,
-) -> pd.DataFrame:
-    """The learning rate each group gets at every optimizer step, without training.
-
-    Long format (step, group, lr) for seaborn. Step t is the rate used by the
-    t-th update (0-based), i.e. read before `scheduler.step()`, as the trainer logs it.
-    """
-    groups = param_groups(model, lr=lr, weight_decay=0.0, xi=xi, head_lr=head_lr)
-    dummy = [{"params": [torch.zeros(1, requires_grad=True)], "lr": g["lr"], "name": g["name"]} for g in groups]
-    opt = torch.optim.SGD(dummy, lr=lr)
-    sched = build_scheduler(opt, schedule, num_training_steps, warmup_ratio, warmup_steps)
-    rows = []
-    for step in range(num_training_steps):
-        rows += [{"step": step, "group": n, "lr": v} for n, v in group_lrs(opt).items()]
-        opt.step()
-        sched.step()
-    return pd.DataFrame(rows)
-
-
-def llrd_conventions(num_layers: int, xi: float) -> pd.DataFrame:
-    """The rate each part gets, as a multiple of the base rate, under layer-wise
-    decay ξ in four codebases and ours (notebook 05; sources in ../shared/SOURCES.md).
-
-    * ours: head (pooler + classifier) and top layer at the base rate, each
-      layer below ×ξ, embeddings ×ξ^L.
-    * Sun et al. 2019's code: layer i gets ξ^(11−i) — 12 layers hard-coded, so
-      a 6-layer model's top layer already gets ξ^6; embeddings, pooler and
-      classifier keep the base rate (not decayed at all).
-    * ELECTRA's code: depth counted with the head at L+2, so the top layer gets
-      ξ² (one step too many) and the embeddings ξ^(L+2).
-    * Zhang et al. 2021: top layer ξ, embeddings ξ^(L+1), head at the base rate.
-    * transformers.Trainer: no layer-wise decay.
-    """
-    L = num_layers
-    rows = {
-        "ours (lib.optim)": (xi**L, xi ** (L - 1), 1.0, 1.0, 1.0),
-        "Sun et al. 2019 code (12 layers assumed)": (1.0, xi**11, xi ** (11 - (L - 1)), 1.0, 1.0),
-        "ELECTRA code": (xi ** (L + 2), xi ** (L + 1), xi**2, 1.0, 1.0),
-        "Zhang et al. 2021": (xi ** (L + 1), xi**L, xi, 1.0, 1.0),
-        "HF Trainer": (1.0, 1.0, 1.0, 1.0, 1.0),
-    }
-    cols = ["embeddings", "layer 0 (bottom)", f"layer {L - 1} (top)", "pooler", "classifier"]
-    return pd.DataFrame(rows, index=cols).T

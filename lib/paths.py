@@ -5,31 +5,25 @@ Results of the default `quick` profile go to `results/` and are committed; the
 never overwrites the committed record. `WORKBOOK_RESULTS_DIR` overrides all of it
 (the tests point it at a temporary folder).
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from lib.profiles import check_profile
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("WORKBOOK_CACHE_DIR", ROOT / ".cache"))
 CHECKPOINT_DIR = Path(os.environ.get("WORKBOOK_CHECKPOINT_DIR", ROOT / "checkpoints"))
 
-PROFILES = ("smoke", "quick", "full")
-
-
-def check_profile(profile: str) -> str:
-    """Return `profile` if it is one we know, else raise a clear error."""
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {PROFILES}.")
-    return profile
-
 
 def results_dir(profile: str = "quick") -> Path:
     """The folder a run in `profile` writes to (created on demand by writers)."""
+    check_profile(profile)
     env = os.environ.get("WORKBOOK_RESULTS_DIR")
     if env:
         return Path(env)
-    check_profile(profile)
     base = ROOT / "results"
     return base if profile == "quick" else base / profile
 

@@ -2,13 +2,23 @@
 
 Nothing here is used for training: every object is the *wrong* way, kept
 small, next to a function that measures what goes wrong. The right ways are
-`lib.optim.param_groups`, `lib.trainer.fit` and `lib.models.load_model`.
+`lib.optim.param_groups`, `lib.trainer.fit` and `lib.models.load_model`. The
+`*_experiment` functions are notebook 06's measurements, one per bug.
 """
+
 from __future__ import annotations
 
+import datasets
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import DataCollatorForLanguageModeling
+
+from lib.classify import finetune
+from lib.models import load_model
+from lib.optim import OptimConfigError, check_groups, param_groups
+from lib.trainer import TrainConfig
 
 
 def blog_layerwise_groups(model: nn.Module, lr: float, xi: float, head_lr: float) -> list[dict]:
@@ -85,3 +95,93 @@ def order_sensitivity(logits_of, input_ids: torch.Tensor, seed: int = 0) -> floa
     inner = input_ids[0, 1:-1]
     shuffled = torch.cat([input_ids[0, :1], inner[torch.randperm(len(inner), generator=g)], input_ids[0, -1:]])[None]
     return float((logits_of(input_ids) - logits_of(shuffled)).abs().max())
+
+
+PARTS = {
+    "embeddings": "bert.embeddings.",
+    "encoder layer 0 (bottom)": "bert.encoder.layer.0.",
+    "encoder layer 5 (top)": "bert.encoder.layer.5.",
+    "pooler": "bert.pooler.",
+    "classifier": "classifier.",
+}
+
+
+def groups_experiment(dsd: datasets.DatasetDict, steps: int) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Train MiniLM `steps` steps with article 2's groups and with ours (ξ 0.95, head 1e-3); the largest
+    weight change per part, and what `check_groups` says of each recipe."""
+    names = list(dsd["train"].features["label"].names)
+    cfg = TrainConfig(lr=1e-4, max_steps=steps, batch_size=16, eval_every=steps, progress=False)
+    moved, verdicts = {}, {}
+    for recipe in ("article 2's groups", "lib.optim.param_groups"):
+        tokenizer, m = load_model("minilm-l6", label_names=names, seed=0)
+        make = blog_layerwise_groups if recipe.startswith("article") else param_groups
+        groups = make(m, lr=1e-4, xi=0.95, head_lr=1e-3)
+        try:
+            check_groups(m, groups)
+            verdicts[recipe] = "check_groups passes"
+        except OptimConfigError as err:
+            verdicts[recipe] = f"check_groups refuses them — {str(err)[:160]}…"
+        before = {k: v.detach().clone() for k, v in m.named_parameters()}
+        finetune(m, tokenizer, dsd, cfg, groups=groups)
+        moved[recipe] = {part: max_change(before, m, prefix) for part, prefix in PARTS.items()}
+    return pd.DataFrame(moved).rename_axis(f"largest |Δ weight| after {steps} steps"), verdicts
+
+
+def mlm_loss_experiment(texts: list[str], seed: int = 0) -> dict[str, float]:
+    """Article 4's −log(raw logit) against cross-entropy on MiniLM's (new, random) MLM head over masked
+    tokens of `texts`: how often it is NaN, and what share of its gradient reaches the wrong words."""
+    torch.manual_seed(seed)
+    tokenizer, mlm = load_model("minilm-l6", "pretraining", seed=seed)
+    enc = tokenizer(texts, truncation=True, max_length=64)
+    batch = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)(
+        [{"input_ids": i} for i in enc["input_ids"]]
+    )
+    with torch.no_grad():
+        mask = (batch["input_ids"] != tokenizer.pad_token_id).long()
+        scores = mlm(input_ids=batch["input_ids"], attention_mask=mask).prediction_logits
+    at = batch["labels"] != -100
+    z, y = scores[at].float(), batch["labels"][at]
+    wrong, right = mlm_loss_wrong(z, y), mlm_loss_right(z, y)
+    finite = torch.isfinite(wrong)
+    return {
+        "masked tokens": int(at.sum()),
+        "NaN share of -log(raw logit)": float((~finite).float().mean()),
+        "mean -log(raw logit) where defined": float(wrong[finite].mean()),
+        "cross-entropy": float(right.mean()),
+        "vocabulary size": float(z.shape[-1]),
+        "gradient share on wrong words (wrong loss)": _wrong_word_share(mlm_loss_wrong, z[finite], y[finite]),
+        "gradient share on wrong words (cross-entropy)": _wrong_word_share(mlm_loss_right, z[finite], y[finite]),
+    }
+
+
+def _wrong_word_share(loss_fn, logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Share of |∂loss/∂logits| that lands on words other than the right one."""
+    z = logits.clone().requires_grad_(True)
+    loss_fn(z, targets).mean().backward()
+    others = torch.ones_like(z, dtype=torch.bool).scatter_(1, targets[:, None], False)
+    return float(z.grad[others].abs().sum() / z.grad.abs().sum())
+
+
+def order_experiment(model: nn.Module, tokenizer, num_labels: int, sentence: str) -> pd.DataFrame:
+    """Article 3's sketch (`BlogBert`) against BERT: parameters, decoder share, position-table rows, and how far
+    the output moves when the words of `sentence` are shuffled (0: the model cannot see word order)."""
+    torch.manual_seed(0)
+    blog = BlogBert(len(tokenizer), num_labels=num_labels).eval()
+    model.eval()
+    ids = tokenizer(sentence, return_tensors="pt")["input_ids"]
+
+    def millions(m: nn.Module) -> float:
+        return sum(p.numel() for p in m.parameters()) / 1e6
+
+    return pd.DataFrame(
+        {
+            "parameters (M)": [millions(blog), millions(model)],
+            "of which decoder (M)": [millions(blog.transformer.decoder), 0.0],
+            "position table rows": [blog.position.num_embeddings, model.config.max_position_embeddings],
+            "max |Δ logit| when the words are shuffled": [
+                order_sensitivity(lambda x: blog(x), ids),
+                order_sensitivity(lambda x: model(input_ids=x).logits, ids),
+            ],
+        },
+        index=["article's sketch (lib.pitfalls.BlogBert)", "BERT (lib.models.load_model)"],
+    )

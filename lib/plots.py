@@ -1,5 +1,6 @@
 """Figures, with seaborn. Every figure has a title, labelled axes and units,
 and is saved next to the CSVs it is rebuilt from (`results/figures/`)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from lib.atomic import atomic_path
 from lib.paths import figures_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -17,7 +19,8 @@ sns.set_theme(style="whitegrid", context="notebook")
 def save(fig: plt.Figure, name: str, profile: str = "quick") -> str:
     """Save `fig` as results/figures/<name>.png and return the path."""
     path = figures_dir(profile) / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return str(path)
 
 
@@ -63,8 +66,28 @@ def plot_confusion(cm: np.ndarray, names: list[str], title: str = "Confusion mat
     pct = 100 * cm / np.where(rows == 0, 1, rows)
     size = max(4.0, 0.7 * len(names) + 2)
     fig, (a, b) = plt.subplots(1, 2, figsize=(2 * size + 1, size))
-    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=names, yticklabels=names, ax=a, cbar_kws={"label": "examples"})
-    sns.heatmap(pct, annot=True, fmt=".0f", cmap="Blues", vmin=0, vmax=100, xticklabels=names, yticklabels=names, ax=b, cbar_kws={"label": "% of true class"})
+    sns.heatmap(
+        cm,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        xticklabels=names,
+        yticklabels=names,
+        ax=a,
+        cbar_kws={"label": "examples"},
+    )
+    sns.heatmap(
+        pct,
+        annot=True,
+        fmt=".0f",
+        cmap="Blues",
+        vmin=0,
+        vmax=100,
+        xticklabels=names,
+        yticklabels=names,
+        ax=b,
+        cbar_kws={"label": "% of true class"},
+    )
     a.set(title="counts", xlabel="predicted class", ylabel="true class")
     b.set(title="row-normalised (% of each true class)", xlabel="predicted class", ylabel="true class")
     fig.suptitle(title)
@@ -81,7 +104,13 @@ def plot_seed_spread(
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", capsize=0.1, alpha=0.6, ax=ax)
     sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=hue is not None, color="black", size=4, ax=ax, legend=False)
     n = df.groupby([c for c in (x, hue) if c]).size()
-    ax.set(title=f"{title} (mean ± std over {n.min()}–{n.max()} seeds)" if n.min() != n.max() else f"{title} (mean ± std over {n.min()} seeds)", xlabel=x, ylabel=ylabel or y)
+    ax.set(
+        title=f"{title} (mean ± std over {n.min()}–{n.max()} seeds)"
+        if n.min() != n.max()
+        else f"{title} (mean ± std over {n.min()} seeds)",
+        xlabel=x,
+        ylabel=ylabel or y,
+    )
     return ax
 
 
@@ -100,7 +129,9 @@ def plot_label_balance(data: Mapping[str, pd.DataFrame], title: str = "Label bal
 def plot_length_hist(lengths: pd.DataFrame, title: str = "Sequence length in tokens") -> plt.Axes:
     """`lengths`: long frame (dataset, tokens); shows where max_length cuts."""
     _, ax = plt.subplots(figsize=(7, 4))
-    sns.histplot(data=lengths, x="tokens", hue="dataset", element="step", stat="percent", common_norm=False, bins=40, ax=ax)
+    sns.histplot(
+        data=lengths, x="tokens", hue="dataset", element="step", stat="percent", common_norm=False, bins=40, ax=ax
+    )
     ax.set(title=title, xlabel="WordPiece tokens per example (incl. [CLS], [SEP])", ylabel="% of examples")
     return ax
 
@@ -113,17 +144,28 @@ def history_lrs(history: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def plot_pretraining_curves(histories: Mapping[str, pd.DataFrame], title: str = "Pretraining", smooth: int = 20) -> plt.Figure:
+def plot_pretraining_curves(
+    histories: Mapping[str, pd.DataFrame], title: str = "Pretraining", smooth: int = 20
+) -> plt.Figure:
     """MLM and NSP loss and accuracy: training (rolling mean) as lines, held-out as dots."""
-    panels = [("mlm_loss", "MLM loss", "cross-entropy (nats)"), ("mlm_accuracy", "MLM accuracy on masked tokens", "accuracy (%)"),
-              ("nsp_loss", "NSP loss", "cross-entropy (nats)"), ("nsp_accuracy", "NSP accuracy", "accuracy (%)")]
+    panels = [
+        ("mlm_loss", "MLM loss", "cross-entropy (nats)"),
+        ("mlm_accuracy", "MLM accuracy on masked tokens", "accuracy (%)"),
+        ("nsp_loss", "NSP loss", "cross-entropy (nats)"),
+        ("nsp_accuracy", "NSP accuracy", "accuracy (%)"),
+    ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 7))
     for ax, (col, name, unit) in zip(axes.flat, panels):
         scale = 100 if col.endswith("accuracy") else 1
         for i, (label, h) in enumerate(histories.items()):
             color = sns.color_palette()[i]
             if col in h:
-                ax.plot(h["step"], scale * h[col].rolling(smooth, min_periods=1).mean(), color=color, label=f"{label} (train)")
+                ax.plot(
+                    h["step"],
+                    scale * h[col].rolling(smooth, min_periods=1).mean(),
+                    color=color,
+                    label=f"{label} (train)",
+                )
             if f"val_{col}" in h:
                 ev = h.dropna(subset=[f"val_{col}"])
                 ax.plot(ev["step"], scale * ev[f"val_{col}"], "o--", color=color, label=f"{label} (held-out)")
@@ -148,13 +190,27 @@ def plot_ablation(frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: st
     df = frame.assign(acc=100 * frame[metric])
     height = 0.45 * len(order) + 1.6
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
-    sns.barplot(data=df, y="variant", x="acc", order=order, errorbar="sd", capsize=0.2, alpha=0.55, ax=a, color=sns.color_palette()[0])
+    sns.barplot(
+        data=df,
+        y="variant",
+        x="acc",
+        order=order,
+        errorbar="sd",
+        capsize=0.2,
+        alpha=0.55,
+        ax=a,
+        color=sns.color_palette()[0],
+    )
     sns.stripplot(data=df, y="variant", x="acc", order=order, color="black", size=4, ax=a)
     majority = 100 * float(frame["test_majority"].iloc[0])
-    a.axvline(majority, color="firebrick", ls=":", lw=1.5, label=f"majority class ({majority:.1f}%) — at or below = failed")
+    a.axvline(
+        majority, color="firebrick", ls=":", lw=1.5, label=f"majority class ({majority:.1f}%) — at or below = failed"
+    )
     a.axvline(cmp["mean"].iloc[0], color="grey", ls="--", lw=1, label=f"baseline mean ({cmp['mean'].iloc[0]:.1f}%)")
     lo = max(0.0, min(df["acc"].min(), majority) - 5)
-    a.set(xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%) — bar: mean ± std, dots: seeds", ylabel="")
+    a.set(
+        xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%) — bar: mean ± std, dots: seeds", ylabel=""
+    )
     a.legend(fontsize=8, loc="lower right")
     if "failed" in cmp:
         rate = 100 * cmp["failed"] / cmp["n"]
@@ -163,18 +219,29 @@ def plot_ablation(frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: st
             b.text(1, i, f"{f}/{n}", va="center", fontsize=8)
         b.set(xlim=(0, 100), xlabel="failed runs (% of seeds)", title="failure rate")
     n = cmp["n"]
-    fig.suptitle(f"{title} (n = {n.min()}–{n.max()} seeds per variant)" if n.min() != n.max() else f"{title} ({n.min()} seeds per variant)")
+    fig.suptitle(
+        f"{title} (n = {n.min()}–{n.max()} seeds per variant)"
+        if n.min() != n.max()
+        else f"{title} ({n.min()} seeds per variant)"
+    )
     fig.tight_layout()
     return fig
 
 
 def plot_run_curves(
-    runs: Mapping[str, pd.DataFrame], columns: Mapping[str, str], title: str, smooth: int = 1, logy: bool = False, ncols: int = 3
+    runs: Mapping[str, pd.DataFrame],
+    columns: Mapping[str, str],
+    title: str,
+    smooth: int = 1,
+    logy: bool = False,
+    ncols: int = 3,
 ) -> plt.Figure:
     """One panel per history column (`columns`: column → axis label with unit),
     one line per run (`runs`: label → history). For LR schedules, losses, norms."""
     n = len(columns)
-    fig, axes = plt.subplots(int(np.ceil(n / ncols)), min(n, ncols), figsize=(5.2 * min(n, ncols), 3.8 * np.ceil(n / ncols)), squeeze=False)
+    fig, axes = plt.subplots(
+        int(np.ceil(n / ncols)), min(n, ncols), figsize=(5.2 * min(n, ncols), 3.8 * np.ceil(n / ncols)), squeeze=False
+    )
     palette = sns.color_palette("tab10" if len(runs) <= 10 else "husl", len(runs))
     for ax, (col, unit) in zip(axes.flat, columns.items()):
         for color, (label, h) in zip(palette, runs.items()):
@@ -188,7 +255,14 @@ def plot_run_curves(
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.035 * np.ceil(len(labels) / 4)))
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(4, len(labels)),
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.02 - 0.035 * np.ceil(len(labels) / 4)),
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -231,8 +305,13 @@ def plot_seed_curves(
     for ax, (variant, seeds) in zip(axes.flat, panels.items()):
         for i, (seed, h) in enumerate(seeds.items()):
             bad = (variant, seed) in failed
-            ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), color="firebrick" if bad else sns.color_palette()[i],
-                    ls="--" if bad else "-", label=f"seed {seed}" + (" (failed)" if bad else ""))
+            ax.plot(
+                h["step"],
+                h[column].rolling(smooth, min_periods=1).mean(),
+                color="firebrick" if bad else sns.color_palette()[i],
+                ls="--" if bad else "-",
+                label=f"seed {seed}" + (" (failed)" if bad else ""),
+            )
         ax.set(title=variant, xlabel="optimizer step", ylabel=ylabel)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[n:]:
@@ -242,7 +321,9 @@ def plot_seed_curves(
     return fig
 
 
-def save_best_and_worst_confusions(result, summaries: Mapping[str, pd.DataFrame], prefix: str, profile: str = "quick") -> None:
+def save_best_and_worst_confusions(
+    result, summaries: Mapping[str, pd.DataFrame], prefix: str, profile: str = "quick"
+) -> None:
     """Confusion matrices of the best and the worst variant (by mean accuracy over
     seeds) per data set, first seed's run; saved as figures/<prefix>_confusion_{best,worst}_<data>.png."""
     seed = result.sweep.seeds[0]
@@ -250,4 +331,83 @@ def save_best_and_worst_confusions(result, summaries: Mapping[str, pd.DataFrame]
         for tag, name in (("best", cmp["mean"].idxmax()), ("worst", cmp["mean"].idxmin())):
             r = result.run(name, seed, data)
             title = f"{data}, {tag}: {name} (seed {seed}, accuracy {100 * r.metrics['test_accuracy']:.1f}%)"
-            save(plot_confusion(r.confusion, r.metrics["label_names"], title=title), f"{prefix}_confusion_{tag}_{data}", profile)
+            save(
+                plot_confusion(r.confusion, r.metrics["label_names"], title=title),
+                f"{prefix}_confusion_{tag}_{data}",
+                profile,
+            )
+
+
+def plot_lr_fan(histories: Mapping[float, pd.DataFrame], base_lr: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """Notebook 05. `histories`: ξ → a run's history at base rate `base_lr`. Left: every group's rate per
+    step for the smallest ξ; right: each group's peak rate for every ξ. Returns the figure and the peaks."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5))
+    smallest = min(histories)
+    plot_lr_curves(
+        history_lrs(histories[smallest]), title=f"per-group learning rate, lr {base_lr} · ξ {smallest:g}", ax=a
+    )
+    peaks = pd.concat(
+        [
+            history_lrs(h).groupby("group", sort=False)["lr"].max().rename(f"ξ {xi:g}")
+            for xi, h in sorted(histories.items())
+        ],
+        axis=1,
+    )
+    peaks.plot(ax=b, marker="o", colormap="viridis")
+    b.set(
+        title=f"peak rate per group (base rate {base_lr})",
+        xlabel="parameter group (bottom → top)",
+        ylabel="peak learning rate",
+    )
+    b.set_xticks(range(len(peaks)), peaks.index, rotation=30)
+    b.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    fig.tight_layout()
+    return fig, peaks
+
+
+def plot_accuracy_vs_time(frame: pd.DataFrame, title: str) -> plt.Figure:
+    """Notebook 07: mean ± std test accuracy against mean ± std training wall time, one point per variant."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    agg = frame.groupby("variant", sort=False).agg(
+        acc=("test_accuracy", "mean"),
+        acc_sd=("test_accuracy", "std"),
+        sec=("train_seconds", "mean"),
+        sec_sd=("train_seconds", "std"),
+    )
+    for i, (name, r) in enumerate(agg.iterrows()):
+        ax.errorbar(
+            r.sec,
+            100 * r.acc,
+            xerr=r.sec_sd,
+            yerr=100 * r.acc_sd,
+            fmt="o",
+            capsize=3,
+            color=sns.color_palette("tab20")[i % 20],
+            label=name,
+        )
+    ax.set(
+        title=f"{title} (mean ± std over {frame['seed'].nunique()} seeds)",
+        xlabel="training wall time per run (s, 2-core CPU)",
+        ylabel="test accuracy (%)",
+    )
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def plot_accuracy_vs_latency(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Notebook 08: accuracy (mean) against batch-1 latency (log scale); marker area ∝ size on disk.
+
+    `table` has the columns of `lib.distill.compression_table`; the model names label the points."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    acc = table["test accuracy (%)"].str.split(" ").str[0].astype(float)
+    ax.scatter(table["ms / sentence, batch 1"], acc, s=table["size on disk (MB)"] * 4, alpha=0.6)
+    for name, x, y in zip(table.index, table["ms / sentence, batch 1"], acc):
+        short = name.replace("student: bert-mini, ", "student ").replace("teacher: MiniLM-L6, ", "teacher ")
+        ax.annotate(short, (x, y), fontsize=8, xytext=(5, 3), textcoords="offset points")
+    ax.set(
+        xscale="log",
+        title=title,
+        xlabel="CPU latency, ms per sentence at batch 1 (log scale)",
+        ylabel="test accuracy (%)",
+    )
+    return fig

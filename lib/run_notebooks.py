@@ -6,9 +6,9 @@ ignored: notebooks are committed without outputs); the notebooks write
 `results/`. Notebooks run one after another — two torch processes on a 2-core
 CPU slow each other about 8×.
 """
+
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib.paths import ROOT, check_profile, results_dir
+from lib import report
+from lib.cli import Parser
+from lib.paths import ROOT, results_dir
+from lib.store import write_table
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -46,11 +49,10 @@ def execute(notebook: Path, profile: str, out_dir: Path | None = None) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="quick", help="smoke | quick | full")
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_profile()
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     args = parser.parse_args(argv)
-    check_profile(args.profile)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     times = []
     for nb in notebooks():
@@ -68,10 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and path.exists():  # keep the other notebooks' last measured times
             old = pd.read_csv(path)
             new = pd.concat([old[~old["notebook"].isin(new["notebook"])], new]).sort_values("notebook")
-        new.to_csv(path, index=False)
+        write_table(new, path, index=False)
         print(f"total {new['seconds'].sum() / 60:.1f} min over {len(new)} notebooks; times in {path}")
-        from lib import report
-
         print("report:", report.write(args.profile))  # again, now with the wall times
     return 0
 

@@ -7,6 +7,7 @@ classifier initialisation and batch order, so pairing removes that noise).
 `verdict` turns one row into the sentence the notebooks and REPORT.md print;
 no verdict is typed by hand.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ ALPHA = 0.05
 """Two-sided level of every interval and test: 95% confidence."""
 
 
-def mean_std(df: pd.DataFrame, by: list[str] | str, cols: list[str], scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+def mean_std(
+    df: pd.DataFrame, by: list[str] | str, cols: list[str], scale: float = 100.0, digits: int = 1
+) -> pd.DataFrame:
     """One row per group: 'mean ± std' of each column (×`scale`, e.g. to %), and n seeds.
 
     std is the sample standard deviation (ddof=1) over seeds; with one seed it is shown as '± –'.
@@ -37,9 +40,17 @@ def mean_std(df: pd.DataFrame, by: list[str] | str, cols: list[str], scale: floa
     return pd.DataFrame(rows).set_index(by)
 
 
-def failed(accuracy: pd.Series, majority: float, tolerance: float = 1e-9) -> pd.Series:
+def failed(accuracy: pd.Series, majority: float | pd.Series, tolerance: float = 1e-9) -> pd.Series:
     """True where a run's accuracy is at or below the majority-class rate (Mosbach et al. 2021)."""
     return accuracy <= majority + tolerance
+
+
+def failed_runs(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.Series:
+    """The failure rule, per run: at or below *its own* test set's majority class, or diverged (NaN loss)."""
+    out = failed(frame[metric], frame["test_majority"])
+    if "diverged" in frame:
+        out |= frame["diverged"].fillna(False).astype(bool)
+    return out
 
 
 def ci95(values: np.ndarray | pd.Series) -> tuple[float, float]:
@@ -61,7 +72,7 @@ def compare(
     scale: float = 100.0,
 ) -> pd.DataFrame:
     """Per variant (rows in first-seen order): n, mean, std, ci_low, ci_high,
-    failed (runs at or below `majority`), and vs the `baseline` variant over
+    failed (runs at or below `majority`, or by default `failed_runs`), and vs the `baseline` variant over
     shared seeds: diff, diff_std, diff_ci_low, diff_ci_high, p (paired t-test),
     significant (the interval excludes 0). Values ×`scale` (points)."""
     if baseline not in set(df[by]):
@@ -71,9 +82,18 @@ def compare(
     for name, g in df.groupby(by, sort=False):
         x = g[metric].to_numpy(dtype=float) * scale
         lo, hi = ci95(x)
-        row = {by: name, "n": len(x), "mean": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else math.nan, "ci_low": lo, "ci_high": hi}
+        row = {
+            by: name,
+            "n": len(x),
+            "mean": x.mean(),
+            "std": x.std(ddof=1) if len(x) > 1 else math.nan,
+            "ci_low": lo,
+            "ci_high": hi,
+        }
         if majority is not None:
             row["failed"] = int(failed(g[metric], majority).sum())
+        elif "test_majority" in g:
+            row["failed"] = int(failed_runs(g, metric).sum())
         paired = g.set_index(seed)[metric] * scale
         shared = sorted(set(paired.index) & set(base.index))
         d = (paired.loc[shared] - base.loc[shared]).to_numpy(dtype=float)
@@ -128,3 +148,57 @@ def table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
     ]
     out["verdict"] = [verdict(name, row, baseline) for name, row in cmp.iterrows()]
     return out
+
+
+def paired_comparison(frame: pd.DataFrame, by: str, baseline: str, metric: str = "test_accuracy") -> str:
+    """The generated verdict of every arm of `frame[by]` against `baseline`, paired by seed, with failures counted."""
+    cmp = compare(frame.assign(seed=frame.get("seed", frame.get("train.seed"))), baseline, metric, by=by)
+    lines = [verdict(name, row, baseline) for name, row in cmp.iterrows()]
+    if "failed" in cmp:
+        lines.append(
+            "failed runs (at or below the majority class): "
+            + ", ".join(f"{name} {row['failed']}/{row['n']}" for name, row in cmp.iterrows())
+        )
+    return "\n".join(f"* {line}" for line in lines)
+
+
+def extremes(cmp: pd.DataFrame, families: dict[str, list[str]]) -> str:
+    """Per family of variants (e.g. one learning rate): the best and the worst mean, and failed runs, as Markdown."""
+    lines = []
+    for label, names in families.items():
+        rows = cmp.loc[[n for n in names if n in cmp.index]]
+        best, worst = rows["mean"].idxmax(), rows["mean"].idxmin()
+        fails = f"; failed runs {int(rows['failed'].sum())} of {int(rows['n'].sum())}" if "failed" in rows else ""
+        lines.append(
+            f"* **{label}**: best {best} ({rows.loc[best, 'mean']:.1f} ± {rows.loc[best, 'std']:.1f}), "
+            f"worst {worst} ({rows.loc[worst, 'mean']:.1f} ± {rows.loc[worst, 'std']:.1f}){fails}."
+        )
+    return "\n".join(lines)
+
+
+def vs_floor(table: pd.DataFrame, floor: pd.DataFrame, by: list[str], metric: str = "test_accuracy") -> str:
+    """Per group of runs (e.g. data set × rate), mean ± std over seeds against a deterministic floor
+    (`floor`: one row per `data` with `metric`): the one-sample 95% interval of accuracy − floor decides."""
+    lines = []
+    for key, g in table.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        x = 100 * g[metric].to_numpy(dtype=float)
+        ref = 100 * float(floor.set_index("data").loc[g["data"].iloc[0], metric])
+        lo, hi = ci95(x - ref)
+        where = "above the floor" if lo > 0 else "below the floor" if hi < 0 else "not distinguishable from the floor"
+        interval = f"95% CI {lo:+.1f} to {hi:+.1f}" if lo == lo else "one seed: no interval"
+        label = ", ".join(f"{k} {_number(v)}" for k, v in zip(by, key))
+        lines.append(
+            f"* **{label}**: {x.mean():.1f} ± {x.std(ddof=1) if len(x) > 1 else math.nan:.1f}% over {len(x)} "
+            f"seed(s) (min {x.min():.1f}, max {x.max():.1f}); TF-IDF floor {ref:.1f}%: "
+            f"{x.mean() - ref:+.1f} points ({interval}), {where}."
+        )
+    return "\n".join(lines)
+
+
+def _number(v) -> str:
+    """1e-4 rather than 0.0001 for small numbers (how the papers write rates); other values as they are."""
+    if isinstance(v, float) and 0 < abs(v) < 0.01:
+        mantissa, exp = f"{v:.0e}".split("e")
+        return f"{mantissa}e{int(exp)}"
+    return f"{v:g}" if isinstance(v, float) else str(v)

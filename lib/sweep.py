@@ -1,62 +1,35 @@
-"""Grids of named overrides × data sets × seeds, run through the trainer, resumable.
+"""Run an ablation grid: every cell through the run store, resumable, then summarised over seeds.
 
-A `Sweep` is an ablation: a base `FinetuneSpec`, named variants (each a dict of
-fields to override), the variant that is the baseline, data sets and seeds.
 `run_sweep` replays every run already stored (a finished run is never run
 twice, and an interrupted sweep resumes where it stopped), then trains the
-rest under one progress bar whose ETA counts only runs that really train.
-
-The grids themselves live in `lib.ablations`, so a notebook and the command
-line run exactly the same runs:
+rest under one progress bar whose ETA counts only runs that really train. A
+run whose loss turns NaN is recorded as a (failed) run, not a crash. The
+grids live in `lib.ablations`, so a notebook and the command line run the
+same runs:
 
     python -m lib.sweep warmup --profile quick     # notebook 03's grid
+    python -m lib.sweep warmup --shard 0/2         # half of it (another process runs 1/2)
     python -m lib.sweep --list
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lib import stats
-from lib.experiment import FinetuneSpec, run_finetune, runs_frame
-from lib.paths import check_profile, results_dir
-from lib.results import Run, run_id, stored_path
-
-
-@dataclass
-class Sweep:
-    """An ablation grid. `variants` maps a readable name to overrides of `base`."""
-
-    experiment: str
-    base: FinetuneSpec
-    variants: dict[str, dict]
-    baseline: str
-    seeds: list[int]
-    datasets: list[str] = field(default_factory=lambda: ["movie_snippets"])
-
-    def __post_init__(self) -> None:
-        if not self.variants or not self.seeds or not self.datasets:
-            raise ValueError(f"Sweep {self.experiment!r} needs at least one variant, seed and data set.")
-        if self.baseline not in self.variants:
-            raise ValueError(f"Baseline {self.baseline!r} is not one of the variants {list(self.variants)}.")
-        self.specs()  # unknown override names fail here, before anything trains
-
-    def specs(self) -> list[tuple[str, FinetuneSpec]]:
-        """(variant, spec) for every run, data set by data set, seed-major inside a variant."""
-        return [
-            (name, self.base.with_overrides(data=data, seed=seed, **overrides))
-            for data in self.datasets
-            for name, overrides in self.variants.items()
-            for seed in self.seeds
-        ]
-
-    def run_ids(self) -> dict[str, str]:
-        """run_id → variant, to pick this grid's rows out of a results CSV."""
-        return {run_id(asdict(spec)): name for name, spec in self.specs()}
+from lib import ablations, stats, store
+from lib.cli import Parser
+from lib.grid import Sweep
+from lib.models import load_model
+from lib.optim import param_groups
+from lib.paths import results_dir
+from lib.profiles import check_profile
+from lib.store import Run
+from lib.trainer import WeightStats
 
 
 @dataclass
@@ -71,44 +44,49 @@ class SweepResult:
     def run(self, variant: str, seed: int | None = None, data: str | None = None) -> Run:
         """One run of a variant (first seed and data set unless named)."""
         for name, r in self.runs:
-            if name == variant and (seed is None or r.config["train"]["seed"] == seed) and (data is None or r.config["data"] == data):
+            seed_ok = seed is None or r.config["train"]["seed"] == seed
+            if name == variant and seed_ok and (data is None or r.config["data"] == data):
                 return r
         raise KeyError(f"No run for variant {variant!r} (seed {seed}, data {data}).")
 
 
-def run_sweep(sweep: Sweep, profile: str = "quick", force: bool = False, progress: bool = True) -> SweepResult:
-    """Run (or replay) every run of `sweep`; return them with a tidy frame."""
+def run_sweep(
+    sweep: Sweep, profile: str = "quick", force: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1)
+) -> SweepResult:
+    """Run (or replay) every run of `sweep` — or of shard i of n — and return them with a tidy frame."""
     check_profile(profile)
-    specs = sweep.specs()
-    stored = [not force and stored_path(sweep.experiment, asdict(s), profile) is not None for _, s in specs]
-    runs: list[tuple[str, Run] | None] = [None] * len(specs)
-    for i, (name, spec) in enumerate(specs):
-        if stored[i]:
-            runs[i] = (name, run_finetune(sweep.experiment, spec, profile))
-    todo = [i for i, done in enumerate(stored) if not done]
+    i, n = shard
+    specs = [cell for k, cell in enumerate(sweep.specs()) if k % n == i]
+    stored = [not force and store.stored_path(sweep.experiment, s.identity(), profile) is not None for _, s in specs]
+    todo = sum(not s for s in stored)
     if progress:
-        print(f"{sweep.experiment}: {len(specs)} runs, {len(specs) - len(todo)} stored, {len(todo)} to train", flush=True)
-    bar = tqdm(todo, desc=sweep.experiment, unit="run", disable=not progress or not todo)
-    for i in bar:
-        name, spec = specs[i]
-        bar.set_postfix_str(f"{spec.data} · {name} · seed {spec.train.seed}")
-        runs[i] = (name, run_finetune(sweep.experiment, spec, profile, force))
+        print(f"{sweep.experiment}: {len(specs)} runs, {len(specs) - todo} stored, {todo} to train", flush=True)
+    bar = tqdm(total=todo, desc=sweep.experiment, unit="run", disable=not progress or not todo)
+    runs = []
+    for (name, spec), done in zip(specs, stored):  # stored runs come back at once; the bar counts the rest
+        if not done:
+            bar.set_postfix_str(f"{spec.data} · {name} · seed {spec.train.seed}")
+        runs.append((name, store.run(sweep.experiment, spec, profile, force, stop_on_divergence=True)))
+        bar.update(0 if done else 1)
     bar.close()
-    done = [r for r in runs if r is not None]
-    return SweepResult(sweep, sweep_frame(done), done)
+    return SweepResult(sweep, sweep_frame(runs), runs)
+
+
+def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
+    """runs_frame plus the columns every ablation table groups by."""
+    frame = store.runs_frame([r for _, r in runs])
+    frame.insert(0, "variant", [name for name, _ in runs])
+    frame["seed"] = frame["train.seed"]
+    frame["seconds"] = frame["train_seconds"] + frame["test_seconds"]
+    return frame
 
 
 def summarize(result: SweepResult, profile: str = "quick") -> dict[str, pd.DataFrame]:
     """`lib.stats.compare` per data set (failures against that test set's majority
     class), also written to `results/<experiment>_summary.csv`."""
-    out = {
-        data: stats.compare(df, result.sweep.baseline, majority=float(df["test_majority"].iloc[0]))
-        for data, df in result.frame.groupby("data", sort=False)
-    }
+    out = {data: stats.compare(df, result.sweep.baseline) for data, df in result.frame.groupby("data", sort=False)}
     path = results_dir(profile) / f"{result.sweep.experiment}_summary.csv"
-    tmp = path.with_suffix(".tmp")
-    pd.concat(out, names=["data"]).to_csv(tmp)
-    tmp.replace(path)
+    store.write_table(pd.concat(out, names=["data"]), path)
     return out
 
 
@@ -116,48 +94,73 @@ def show_summaries(result: SweepResult, summaries: dict[str, pd.DataFrame], verd
     """In a notebook: per data set the summary table and, optionally, the generated verdicts."""
     from IPython.display import Markdown, display
 
+    base = result.sweep.baseline
     for data, cmp in summaries.items():
         majority = 100 * result.frame.loc[result.frame["data"] == data, "test_majority"].iloc[0]
         display(Markdown(f"**{data}** (majority class {majority:.1f}% of the test set)"))
-        display(stats.table(cmp, result.sweep.baseline).drop(columns="verdict"))
+        display(stats.table(cmp, base).drop(columns="verdict"))
         if verdicts:
-            lines = [f"* {stats.verdict(n, r, result.sweep.baseline)}" for n, r in cmp.iterrows() if n != result.sweep.baseline]
-            display(Markdown("\n".join(lines)))
+            display(Markdown("\n".join(f"* {stats.verdict(n, r, base)}" for n, r in cmp.iterrows() if n != base)))
 
 
-def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
-    """runs_frame plus the columns every ablation table groups by."""
-    frame = runs_frame([r for _, r in runs])
-    frame.insert(0, "variant", [name for name, _ in runs])
-    frame["seed"] = frame["train.seed"]
-    frame["seconds"] = frame["train_seconds"] + frame["test_seconds"]
-    return frame
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/n (e.g. 0/2), got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard i/n needs 0 ≤ i < n, got {text!r}")
+    return i, n
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lib import ablations  # the grids import this module
-
-    parser = argparse.ArgumentParser(description="Run one ablation grid (the same runs as its notebook).")
+    parser = Parser(description="Run one ablation grid (the same runs as its notebook).")
     parser.add_argument("ablation", nargs="?", help=f"one of {list(ablations.SWEEPS)}")
-    parser.add_argument("--profile", default="quick", help="smoke | quick | full")
+    parser.add_profile()
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")
     parser.add_argument("--list", action="store_true", help="list the grids and their sizes, train nothing")
+    parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: run every n-th cell from cell i")
     args = parser.parse_args(argv)
-    if args.list or not args.ablation:
-        for name, make in ablations.SWEEPS.items():
-            s = make(args.profile)
-            print(f"{name:14s} {s.experiment:22s} {len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets")
-        return 0
     try:
-        grid = ablations.sweep(args.ablation, check_profile(args.profile))
+        grids = [ablations.sweep(args.ablation, args.profile)] if args.ablation and not args.list else None
     except ValueError as err:
         parser.error(str(err))  # one line and exit status 2, before anything trains
-    result = run_sweep(grid, args.profile, args.force)
+    if grids is None:
+        for name in ablations.SWEEPS:
+            s = ablations.sweep(name, args.profile)
+            sizes = f"{len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets"
+            print(f"{name:14s} {s.experiment:22s} {sizes}")
+        return 0
+    result = run_sweep(grids[0], args.profile, args.force, shard=args.shard)
+    if args.shard != (0, 1):
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run without --shard to summarise the whole grid")
+        return 0
+    base = result.sweep.baseline
     for data, cmp in summarize(result, args.profile).items():
-        print(f"\n{data}\n" + stats.table(cmp, result.sweep.baseline).drop(columns="verdict").to_string())
-        print("\n".join(stats.verdict(n, r, result.sweep.baseline) for n, r in cmp.iterrows()))
+        print(f"\n{data}\n" + stats.table(cmp, base).drop(columns="verdict").to_string())
+        print("\n".join(stats.verdict(n, r, base) for n, r in cmp.iterrows()))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def weight_norm_changes(result: SweepResult, data: str) -> pd.DataFrame:
+    """Notebook 04: per run, how the weight norms changed from the starting weights (pretrained encoder + the
+    seed's new classifier, rebuilt here) to the end of training, and ‖θ − θ₀‖ at the end."""
+    sweep, rows = result.sweep, []
+    for s in sweep.seeds:
+        names = result.run(sweep.baseline, s, data).metrics["label_names"]
+        start = WeightStats(param_groups(load_model(sweep.base.model, label_names=names, seed=s)[1], lr=1.0))()
+        for name in sweep.variants:
+            last = result.run(name, s, data).history.dropna(subset=["norm/matrices"]).iloc[-1]
+            rows.append({
+                "variant": name,
+                "seed": s,
+                "Δ‖W‖ matrices (%)": 100 * (last["norm/matrices"] / start["norm/matrices"] - 1),
+                "Δ‖b, γ‖ bias+LN (%)": 100 * (last["norm/bias_and_norm"] / start["norm/bias_and_norm"] - 1),
+                "‖θ − θ₀‖ at the end": last["norm/moved"],
+            })
+    order = list(sweep.variants)
+    return pd.DataFrame(rows).sort_values("variant", key=lambda v: v.map(order.index), kind="stable")

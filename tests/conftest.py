@@ -1,4 +1,5 @@
 """Shared fixtures. Results of tests go to a temporary folder, never to results/."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Loaders: sizes, label sets, fixed splits, and one clear error per bad input."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -42,7 +43,11 @@ def test_splits_disjoint_stratified_and_identical_across_calls(name):
         assert list(a[split]["text"]) == list(b[split]["text"])
         assert list(a[split]["label"]) == list(b[split]["label"])
     texts = {k: set(v["text"]) for k, v in a.items()}
-    assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"] and not texts["validation"] & texts["test"]
+    assert (
+        not texts["train"] & texts["test"]
+        and not texts["train"] & texts["validation"]
+        and not texts["validation"] & texts["test"]
+    )
     shares = {k: pd.Series(list(v["label"])).value_counts(normalize=True).sort_index() for k, v in a.items()}
     assert (shares["train"] - shares["test"]).abs().max() < 0.02  # stratified
 

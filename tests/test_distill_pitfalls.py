@@ -1,4 +1,5 @@
 """Distillation loss, truncation ends, and the pitfalls notebook's measurements."""
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,10 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification
 
 from lib import pitfalls
+from lib.classify import tokenize
 from lib.distill import DistillationLoss, quantize_int8, size_on_disk_mb
-from lib.results import run_id
-from lib.trainer import TrainConfig, tokenize
+from lib.store import run_id
+from lib.trainer import TrainConfig
 
 from .conftest import tiny_config
 from .test_trainer import WORDS, word_tokenizer  # noqa: F401  (fixture)
@@ -32,7 +34,9 @@ def test_distillation_loss_mixes_soft_and_hard_targets(tiny_classifier):
         assert float(out.loss.detach()) == pytest.approx(float(alpha * kl + (1 - alpha) * ce), rel=1e-5)
         assert out.logs["soft_loss"] == pytest.approx(float(kl), rel=1e-5)
     # a student that already equals the teacher has zero soft loss
-    same = DistillationLoss(tiny_classifier, 2.0, 1.0)(teacher_logits=student_logits.detach(), labels=labels, input_ids=ids)
+    same = DistillationLoss(tiny_classifier, 2.0, 1.0)(
+        teacher_logits=student_logits.detach(), labels=labels, input_ids=ids
+    )
     assert float(same.loss.detach()) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="temperature"):
         DistillationLoss(tiny_classifier, 0.0, 0.5)
@@ -40,7 +44,9 @@ def test_distillation_loss_mixes_soft_and_hard_targets(tiny_classifier):
 
 def test_int8_quantisation_shrinks_the_linear_layers():
     torch.manual_seed(0)
-    big = BertForSequenceClassification(BertConfig(**{**tiny_config().to_dict(), "hidden_size": 64, "intermediate_size": 256}))
+    big = BertForSequenceClassification(
+        BertConfig(**{**tiny_config().to_dict(), "hidden_size": 64, "intermediate_size": 256})
+    )
     q = quantize_int8(big)
     assert size_on_disk_mb(q) < 0.6 * size_on_disk_mb(big)
     ids = torch.randint(5, 100, (2, 8))

@@ -1,4 +1,5 @@
 """Every model name builds and runs; bad names fail fast with one clear error."""
+
 from __future__ import annotations
 
 import time

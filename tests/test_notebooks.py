@@ -1,4 +1,5 @@
 """Every notebook runs top to bottom in the smoke profile; none is committed with outputs."""
+
 from __future__ import annotations
 
 import json

@@ -1,11 +1,13 @@
 """Parameter groups, exact layer-wise rates, weight-decay exclusions and schedules."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from lib.optim import OptimConfigError, build_optimizer, build_scheduler, check_groups, lr_curves, param_groups
+from lib.demos import llrd_conventions, lr_curves
+from lib.optim import OptimConfigError, build_optimizer, build_scheduler, check_groups, param_groups
 
 from .conftest import tiny_config
 
@@ -36,8 +38,12 @@ def test_exact_layerwise_rates(layers):
     head_names = {n for g in groups if g["name"] == "head" for n in g["param_names"]}
     assert {"bert.pooler.dense.weight", "classifier.weight", "classifier.bias"} <= head_names
     emb_names = {n for g in groups if g["name"] == "embeddings" for n in g["param_names"]}
-    assert {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
-            "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.LayerNorm.weight"} == emb_names - {"bert.embeddings.LayerNorm.bias"}
+    assert {
+        "bert.embeddings.word_embeddings.weight",
+        "bert.embeddings.position_embeddings.weight",
+        "bert.embeddings.token_type_embeddings.weight",
+        "bert.embeddings.LayerNorm.weight",
+    } == emb_names - {"bert.embeddings.LayerNorm.bias"}
 
 
 def test_head_lr_defaults_to_lr_and_xi_one_is_flat(tiny_classifier):
@@ -55,7 +61,9 @@ def test_no_decay_set_is_exactly_biases_and_layernorm_weights(tiny_pretrainer):
     assert all(g["weight_decay"] == 0.01 for g in everything)
 
 
-@pytest.mark.parametrize("kwargs", [dict(xi=0.0), dict(xi=1.2), dict(xi=-0.5), dict(lr=0.0), dict(weight_decay=-1.0), dict(head_lr=0.0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(xi=0.0), dict(xi=1.2), dict(xi=-0.5), dict(lr=0.0), dict(weight_decay=-1.0), dict(head_lr=0.0)]
+)
 def test_impossible_hyperparameters(tiny_classifier, kwargs):
     args = dict(lr=1e-3) | kwargs
     with pytest.raises(OptimConfigError):
@@ -103,7 +111,9 @@ def test_cosine_constant_and_warmup_steps(tiny_classifier):
     assert cw[10] == pytest.approx(0.5) and cw[20] == cw[99] == pytest.approx(1.0)
     const = _sched_values(tiny_classifier, "constant", 100)
     assert set(const) == {1.0}
-    assert _sched_values(tiny_classifier, "linear", 10, warmup_ratio=0.05)[1] == pytest.approx(1.0)  # ceil(0.5) = 1 step
+    assert _sched_values(tiny_classifier, "linear", 10, warmup_ratio=0.05)[1] == pytest.approx(
+        1.0
+    )  # ceil(0.5) = 1 step
 
 
 def test_layer_ratios_hold_through_the_schedule(tiny_classifier):
@@ -124,7 +134,6 @@ def test_bad_schedule_arguments(tiny_classifier):
 
 def test_our_llrd_convention_is_what_param_groups_does():
     """The 'ours' row of the conventions table in notebook 05 is computed, not typed: it must match param_groups."""
-    from lib.optim import llrd_conventions
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config(layers=3))

@@ -1,9 +1,11 @@
 """MLM masking statistics, NSP pairs, the sparse head, and a checkpoint that fine-tunes."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from lib import mlm, nsp, store
 from lib import pretraining as pt
 from lib.models import load_model, load_tokenizer
 from lib.trainer import TrainConfig
@@ -23,11 +25,11 @@ def docs():
 
 @pytest.fixture(scope="module")
 def examples(docs, tokenizer):
-    return pt.nsp_examples(docs, tokenizer, max_seq_len=64, seed=0)
+    return nsp.nsp_examples(docs, tokenizer, max_seq_len=64, seed=0)
 
 
 def test_masking_fractions_over_50k_tokens(examples, tokenizer):
-    collate = pt.PretrainingCollator(tokenizer, seed=0)
+    collate = mlm.PretrainingCollator(tokenizer, seed=0)
     special = set(tokenizer.all_special_ids)
     chosen = candidates = as_mask = as_random = as_kept = 0
     repeats = 0
@@ -60,7 +62,7 @@ def test_nsp_labels_balanced_and_pairs_honest(examples, docs):
     labels = [ex["next_sentence_label"] for ex in examples]
     assert 0.4 < sum(labels) / len(labels) < 0.6
     for ex in examples:
-        if ex["next_sentence_label"] == pt.IS_NEXT:
+        if ex["next_sentence_label"] == nsp.IS_NEXT:
             assert ex["a_doc"] == ex["b_doc"]
             assert ex["b_span"][0] == ex["a_span"][1] + 1  # B starts right after A ends
         else:
@@ -71,47 +73,65 @@ def test_nsp_labels_balanced_and_pairs_honest(examples, docs):
 
 
 def test_collator_keeps_segments_and_nsp_label(examples, tokenizer):
-    batch = pt.PretrainingCollator(tokenizer, seed=0)(examples[:8])
+    batch = mlm.PretrainingCollator(tokenizer, seed=0)(examples[:8])
     assert {"input_ids", "token_type_ids", "attention_mask", "labels", "next_sentence_label"} <= set(batch)
     assert batch["token_type_ids"].max() == 1
-    assert "next_sentence_label" not in pt.PretrainingCollator(tokenizer, seed=0, nsp=False)(examples[:8])
+    assert "next_sentence_label" not in mlm.PretrainingCollator(tokenizer, seed=0, nsp=False)(examples[:8])
 
 
 def test_sparse_loss_equals_dense_loss(examples, tokenizer):
     _, model = load_model("bert-tiny", "pretraining", seed=0)
     model.eval()
-    batch = pt.PretrainingCollator(tokenizer, seed=0)(examples[:16])
-    dense = pt.PretrainingModel(model, sparse=False)(**batch)
-    sparse = pt.PretrainingModel(model, sparse=True)(**batch)
+    batch = mlm.PretrainingCollator(tokenizer, seed=0)(examples[:16])
+    dense = mlm.PretrainingModel(model, sparse=False)(**batch)
+    sparse = mlm.PretrainingModel(model, sparse=True)(**batch)
     assert sparse.loss.item() == pytest.approx(dense.loss.item(), rel=1e-5)
     stock = model(**{k: v for k, v in batch.items()}).loss  # HF's own dense head and loss
     assert sparse.loss.item() == pytest.approx(stock.item(), rel=1e-5)
 
 
 def test_pretraining_loss_falls_and_checkpoint_fine_tunes(tmp_path, monkeypatch):
-    monkeypatch.setattr(pt, "CHECKPOINT_DIR", tmp_path / "ckpt")
+    monkeypatch.setattr(store, "CHECKPOINT_DIR", tmp_path / "ckpt")
     spec = pt.PretrainSpec(
-        model="bert-tiny", max_seq_len=32, max_documents=30, eval_pairs=32,
-        train=TrainConfig(lr=2e-3, warmup_ratio=0.1, max_steps=40, batch_size=16, eval_every=20, metric="mlm_loss", patience=None, progress=False),
+        model="bert-tiny",
+        max_seq_len=32,
+        max_documents=30,
+        eval_pairs=32,
+        train=TrainConfig(
+            lr=2e-3,
+            warmup_ratio=0.1,
+            max_steps=40,
+            batch_size=16,
+            eval_every=20,
+            metric="mlm_loss",
+            patience=None,
+            progress=False,
+        ),
     )
-    run, ckpt = pt.run_pretraining("pretrain_test", spec, profile="smoke")
+    run = store.run("pretrain_test", spec, profile="smoke")
+    ckpt = run.checkpoint
     h = run.history
     assert h["mlm_loss"].iloc[-5:].mean() < h["mlm_loss"].iloc[:5].mean() - 0.5
     assert {"mlm_accuracy", "nsp_loss", "nsp_accuracy", "val_mlm_loss"} <= set(h.columns)
     assert (ckpt / "config.json").exists()
 
-    from lib.experiment import FinetuneSpec, run_finetune
+    from lib.experiment import FinetuneSpec
 
-    ft = FinetuneSpec(model=str(ckpt), max_train_examples=64, max_eval_examples=32, max_test_examples=32,
-                      train=TrainConfig(lr=1e-3, max_steps=4, batch_size=16, progress=False))
-    result = run_finetune("pretrained_finetune_test", ft, profile="smoke")
+    ft = FinetuneSpec(
+        model=str(ckpt),
+        max_train_examples=64,
+        max_eval_examples=32,
+        max_test_examples=32,
+        train=TrainConfig(lr=1e-3, max_steps=4, batch_size=16, progress=False),
+    )
+    result = store.run("pretrained_finetune_test", ft, profile="smoke")
     assert 0.0 <= result.metrics["test_accuracy"] <= 1.0 and result.metrics["steps"] == 4
-    again, _ = pt.run_pretraining("pretrain_test", spec, profile="smoke")
+    again = store.run("pretrain_test", spec, profile="smoke")
     assert again.cached  # stored run with its checkpoint: replayed, not retrained
 
 
 def test_bad_inputs(tokenizer):
     with pytest.raises(ValueError, match="two non-empty documents"):
-        pt.nsp_examples([["only one document here."]], tokenizer)
+        nsp.nsp_examples([["only one document here."]], tokenizer)
     with pytest.raises(ValueError, match="mlm_probability"):
-        pt.PretrainingCollator(tokenizer, mlm_probability=1.5)
+        mlm.PretrainingCollator(tokenizer, mlm_probability=1.5)

@@ -1,4 +1,5 @@
 """Seed statistics: intervals, paired differences and generated verdicts."""
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,9 @@ from lib import stats
 
 
 def frame(values: dict[str, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"variant": v, "seed": s, "test_accuracy": a} for v, accs in values.items() for s, a in enumerate(accs)])
+    return pd.DataFrame(
+        [{"variant": v, "seed": s, "test_accuracy": a} for v, accs in values.items() for s, a in enumerate(accs)]
+    )
 
 
 def test_ci95_is_student_t():
@@ -40,7 +43,9 @@ def test_noise_is_not_significant_and_failures_are_counted():
     d = 100 * (np.array([0.78, 0.74, 0.50]) - np.array([0.80, 0.70, 0.75]))
     assert cmp.loc["other", "p"] == pytest.approx(st.ttest_rel([0.78, 0.74, 0.50], [0.80, 0.70, 0.75]).pvalue)
     text = stats.verdict("other", cmp.loc["other"], "base")
-    assert text.startswith(f"other vs base: {d.mean():+.1f} ± {d.std(ddof=1):.1f} points over 3 paired seeds") and text.endswith("not significant")
+    assert text.startswith(
+        f"other vs base: {d.mean():+.1f} ± {d.std(ddof=1):.1f} points over 3 paired seeds"
+    ) and text.endswith("not significant")
 
 
 def test_only_shared_seeds_are_paired():

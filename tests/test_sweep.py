@@ -1,46 +1,57 @@
 """Sweeps: grids as documented, resumable, shared cells trained once; the report is generated."""
-from __future__ import annotations
 
-from dataclasses import asdict
+from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from lib import ablations, report, results, sweep
+from lib import ablations, profiles, report, store, sweep
 from lib.experiment import FinetuneSpec
-from lib.results import run_id
+from lib.grid import Sweep
+from lib.store import Record, run_id
+from lib.trainer import TrainingDiverged
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def results(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
     return tmp_path
 
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    """run_finetune that stores a run without training; accuracy = 0.6 + lr·100 + seed/100."""
+    """FinetuneSpec.compute that trains nothing: accuracy 0.6 + lr·100 + seed/100; at the majority
+    class (failed) from lr 1e-3; a NaN loss at lr 1."""
     trained = []
 
-    def fake(experiment, spec, profile="quick", force=False):
-        def compute():
-            trained.append((experiment, spec.train.lr, spec.train.seed))
-            acc = 0.6 + spec.train.lr * 100 + spec.train.seed / 100
-            history = pd.DataFrame({"step": [0, 1], "loss": [0.7, 0.5], "lr/head": [spec.train.lr, 0.0]})
-            metrics = {"test_accuracy": acc, "test_majority": 0.5, "train_seconds": 1.0, "test_seconds": 0.5, "confusion": [[1, 0], [0, 1]]}
-            return metrics, history, None
+    def fake(spec, profile="quick", stop_on_divergence=False):
+        trained.append((spec.train.lr, spec.train.seed))
+        acc = 0.5 if spec.train.lr >= 1e-3 else 0.6 + spec.train.lr * 100 + spec.train.seed / 100
+        history = pd.DataFrame({"step": [0, 1], "loss": [0.7, 0.5], "lr/head": [spec.train.lr, 0.0]})
+        metrics = {
+            "test_accuracy": acc,
+            "test_majority": 0.5,
+            "train_seconds": 1.0,
+            "test_seconds": 0.5,
+            "confusion": [[1, 0], [0, 1]],
+        }
+        if spec.train.lr >= 1:
+            if not stop_on_divergence:
+                raise TrainingDiverged("The loss became nan at step 1")
+            metrics["diverged"] = True
+        return Record(metrics, history, None)
 
-        return results.cached_run(experiment, asdict(spec), compute, profile, force)
-
-    monkeypatch.setattr(sweep, "run_finetune", fake)
+    monkeypatch.setattr(FinetuneSpec, "compute", fake)
     return trained
 
 
-def small_sweep(experiment: str = "abl") -> sweep.Sweep:
-    return sweep.Sweep(experiment, ablations.baseline_spec("smoke"), {"base": {"lr": 1e-4}, "hot": {"lr": 1e-3}}, "base", [0, 1])
+def small_sweep(experiment: str = "abl") -> Sweep:
+    return Sweep(
+        experiment, ablations.baseline_spec("smoke"), {"base": {"lr": 1e-4}, "hot": {"lr": 1e-3}}, "base", [0, 1]
+    )
 
 
-def test_sweep_runs_every_cell_once_and_resumes(store, fake_training):
+def test_sweep_runs_every_cell_once_and_resumes(results, fake_training):
     first = sweep.run_sweep(small_sweep(), "smoke", progress=False)
     assert len(fake_training) == 4 and len(first.frame) == 4
     assert set(first.frame["variant"]) == {"base", "hot"} and sorted(first.frame["seed"]) == [0, 0, 1, 1]
@@ -50,26 +61,26 @@ def test_sweep_runs_every_cell_once_and_resumes(store, fake_training):
         f.unlink()
     lost.rmdir()
     again = sweep.run_sweep(small_sweep(), "smoke", progress=False)
-    assert fake_training[4:] == [("abl", 1e-3, 1)]  # only the missing run trains again
+    assert fake_training[4:] == [(1e-3, 1)]  # only the missing run trains again
     assert again.frame["cached"].sum() == 3
     pd.testing.assert_series_equal(first.frame["test_accuracy"], again.frame["test_accuracy"])
 
 
-def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(store, fake_training):
+def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(results, fake_training):
     sweep.run_sweep(small_sweep("first"), "smoke", progress=False)
     other = sweep.run_sweep(small_sweep("second"), "smoke", progress=False)
     assert len(fake_training) == 4 and other.frame["cached"].all()
-    assert len(pd.read_csv(store / "second.csv")) == 4 and len(list(store.glob("runs/second/*/metrics.json"))) == 4
+    assert len(pd.read_csv(results / "second.csv")) == 4 and len(list(results.glob("runs/second/*/metrics.json"))) == 4
 
 
 def test_bad_grids_fail_before_anything_trains():
     base = ablations.baseline_spec("smoke")
     with pytest.raises(ValueError, match="Baseline"):
-        sweep.Sweep("x", base, {"a": {}}, "b", [0])
+        Sweep("x", base, {"a": {}}, "b", [0])
     with pytest.raises(ValueError, match="Unknown override"):
-        sweep.Sweep("x", base, {"a": {"learning_rate": 1e-4}}, "a", [0])
+        Sweep("x", base, {"a": {"learning_rate": 1e-4}}, "a", [0])
     with pytest.raises(ValueError, match="at least one"):
-        sweep.Sweep("x", base, {"a": {}}, "a", [])
+        Sweep("x", base, {"a": {}}, "a", [])
     with pytest.raises(ValueError, match="Unknown ablation"):
         ablations.sweep("dropout")
 
@@ -82,18 +93,21 @@ def test_grids_as_documented(profile):
     for name, size in zip(ablations.SWEEPS, sizes):
         s = ablations.sweep(name, profile)
         assert len(s.variants) == size and len(s.seeds) == seeds and s.baseline in s.variants
-        ids = [run_id(asdict(spec)) for _, spec in s.specs()]
+        ids = [run_id(spec.identity()) for _, spec in s.specs()]
         assert len(ids) == len(set(ids)), f"{name}: two variants are the same run"
-    assert ablations.DATASETS[profile] == (["movie_snippets", "trec6"] if profile == "full" else ["movie_snippets"])
+    assert profiles.get(profile).datasets == (["movie_snippets", "trec6"] if profile == "full" else ["movie_snippets"])
 
 
 def test_every_ablation_baseline_is_notebook_02s_run():
     """The baseline cell of each grid is the same run (same id) as notebook 02's lr 1e-4 run: trained once."""
     for profile in ("smoke", "quick", "full"):
-        nb02 = {run_id(asdict(ablations.baseline_spec(profile).with_overrides(lr=ablations.ABLATION_LR, seed=s))) for s in ablations.SEEDS[profile]}
+        base = ablations.baseline_spec(profile).with_overrides(lr=ablations.ABLATION_LR)
+        nb02 = {run_id(spec.identity()) for spec in base.seeds(profiles.get(profile).seeds)}
         for name in ablations.SWEEPS:
             s = ablations.sweep(name, profile)
-            base_ids = {run_id(asdict(spec)) for v, spec in s.specs() if v == s.baseline and spec.data == "movie_snippets"}
+            base_ids = {
+                run_id(spec.identity()) for v, spec in s.specs() if v == s.baseline and spec.data == "movie_snippets"
+            }
             assert base_ids == nb02, (profile, name)
 
 
@@ -104,16 +118,28 @@ def test_constant_schedule_with_warmup_uses_hf_constant_with_warmup():
     assert ablations.lr_label(2e-5) == "2e-5" and ablations.lr_label(1e-3) == "1e-3"
 
 
-def test_report_is_generated_from_the_csv(store):
-    """Rows written as a sweep would → REPORT.md with the table and generated verdicts."""
-    s = ablations.sweep("warmup", "smoke")
-    rows = []
-    for (variant, spec), acc in zip(s.specs(), [0.80, 0.50]):
-        rows.append({"run_id": run_id(asdict(spec)), "data": spec.data, "train.seed": spec.train.seed, "test_accuracy": acc,
-                     "test_majority": 0.5, "train_seconds": 2.0, "test_seconds": 1.0})
-    pd.DataFrame(rows).to_csv(store / f"{s.experiment}.csv", index=False)  # WORKBOOK_RESULTS_DIR holds every profile
+def test_report_is_generated_from_the_run_folders(results, fake_training):
+    """Runs stored as a sweep stores them → REPORT.md with the table and generated verdicts."""
+    sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
+    (results / "ablation_warmup.csv").unlink()  # the index is rebuilt from the folders
     text = open(report.write("smoke")).read()
     assert "03 · Learning-rate warmup" in text and "| lr 1e-3 · linear · warmup 0" in text
     assert "1/1" in text  # the failed run at the majority class is counted
     assert "too few seeds for a verdict" in text  # one seed: no verdict is invented
     assert "No runs stored yet" in text  # the other grids have no rows
+
+
+def test_a_diverged_run_is_recorded_as_failed_not_raised(results, fake_training):
+    grid = Sweep("abl", ablations.baseline_spec("smoke"), {"base": {"lr": 1e-4}, "nan": {"lr": 1.0}}, "base", [0, 1])
+    result = sweep.run_sweep(grid, "smoke", progress=False)
+    assert result.frame.loc[result.frame["variant"] == "nan", "diverged"].all()
+    assert sweep.summarize(result, "smoke")["movie_snippets"].loc["nan", "failed"] == 2
+    with pytest.raises(Exception, match="became nan"):  # a single run outside a sweep still raises
+        store.run("single", ablations.baseline_spec("smoke").with_overrides(lr=1.0, seed=5), "smoke")
+
+
+def test_shards_split_a_grid_without_overlap(results, fake_training):
+    a = sweep.run_sweep(small_sweep(), "smoke", progress=False, shard=(0, 2))
+    b = sweep.run_sweep(small_sweep(), "smoke", progress=False, shard=(1, 2))
+    assert len(a.frame) + len(b.frame) == 4 and len(fake_training) == 4
+    assert set(a.frame["run_id"]).isdisjoint(b.frame["run_id"])

@@ -1,14 +1,17 @@
 """The training loop: clipping, early stopping, learning, determinism, NaN."""
+
 from __future__ import annotations
 
 import datasets
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer, pre_tokenizers
+from tokenizers import models as tok_models
 from transformers import BertForSequenceClassification, PreTrainedTokenizerFast
-from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
 
-from lib.trainer import TrainConfig, TrainingDiverged, finetune, fit
+from lib.classify import finetune
+from lib.trainer import TrainConfig, TrainingDiverged, fit
 
 from .conftest import tiny_config
 
@@ -23,7 +26,14 @@ def word_tokenizer():
     from tokenizers.processors import TemplateProcessing
 
     tok.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
 
 
 def toy_sentiment(n: int, seed: int) -> datasets.Dataset:
@@ -43,7 +53,9 @@ def toy_sentiment(n: int, seed: int) -> datasets.Dataset:
 
 @pytest.fixture(scope="module")
 def toy():
-    return datasets.DatasetDict({"train": toy_sentiment(256, 0), "validation": toy_sentiment(64, 1), "test": toy_sentiment(64, 2)})
+    return datasets.DatasetDict(
+        {"train": toy_sentiment(256, 0), "validation": toy_sentiment(64, 1), "test": toy_sentiment(64, 2)}
+    )
 
 
 def _model(seed: int = 0) -> BertForSequenceClassification:
@@ -109,7 +121,10 @@ def test_early_stopping_restores_the_best_weights(tiny_classifier):
     def batches(epoch):
         g = torch.Generator().manual_seed(epoch)
         for _ in range(4):
-            yield {"input_ids": torch.randint(5, 100, (8, 12), generator=g), "labels": torch.randint(0, 2, (8,), generator=g)}
+            yield {
+                "input_ids": torch.randint(5, 100, (8, 12), generator=g),
+                "labels": torch.randint(0, 2, (8,), generator=g),
+            }
 
     cfg = TrainConfig(lr=1e-2, epochs=10, eval_every=2, patience=3, progress=False, warmup_ratio=0.0)
     res = fit(tiny_classifier, batches, 4, evaluate, cfg)
@@ -140,7 +155,9 @@ def test_nan_loss_raises_a_clear_error():
         fit(NaNModel(), lambda epoch: [{"x": torch.zeros(1)}] * 3, 3, None, cfg)
 
 
-@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(epochs=0), dict(max_grad_norm=-1.0), dict(grad_accum=0), dict(max_length=2)])
+@pytest.mark.parametrize(
+    "bad", [dict(batch_size=0), dict(epochs=0), dict(max_grad_norm=-1.0), dict(grad_accum=0), dict(max_length=2)]
+)
 def test_impossible_train_config(bad):
     with pytest.raises(ValueError, match="Impossible TrainConfig"):
         TrainConfig(**bad)
@@ -154,7 +171,7 @@ def test_label_count_mismatch(toy, word_tokenizer):
 
 def test_predict_returns_the_splits_own_order(toy, word_tokenizer):
     """predict batches length-sorted examples; its outputs must still line up with the split."""
-    from lib.trainer import predict, tokenize
+    from lib.classify import predict, tokenize
 
     model = _model()
     tok = tokenize(toy, word_tokenizer, 32)["test"]
@@ -184,7 +201,9 @@ def test_weight_norm_log_sees_decoupled_decay_exactly(tiny_classifier):
     after = stats()
     assert after["norm/matrices"] == pytest.approx(before["norm/matrices"] * (1 - lr * wd), rel=1e-5)
     assert after["norm/bias_and_norm"] == pytest.approx(before["norm/bias_and_norm"], rel=1e-6)
-    assert before["norm/moved"] == 0 and after["norm/moved"] == pytest.approx(lr * wd * before["norm/matrices"], rel=1e-4)
+    assert before["norm/moved"] == 0 and after["norm/moved"] == pytest.approx(
+        lr * wd * before["norm/matrices"], rel=1e-4
+    )
 
 
 def test_runs_log_weight_norms_and_test_majority(toy, word_tokenizer):

@@ -1,0 +1,45 @@
+"""What an ablation grid is: a base spec, named variants (fields to override), a baseline, data sets and seeds.
+
+A `Sweep` is pure description; `lib.ablations` builds the workbook's grids
+and `lib.sweep` runs them. Every cell's spec is built (and so validated) when
+the sweep is made: an impossible variant fails before the first run trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lib.experiment import FinetuneSpec
+from lib.store import run_id
+
+
+@dataclass
+class Sweep:
+    """An ablation grid. `variants` maps a readable name to overrides of `base`."""
+
+    experiment: str
+    base: FinetuneSpec
+    variants: dict[str, dict]
+    baseline: str
+    seeds: list[int]
+    datasets: list[str] = field(default_factory=lambda: ["movie_snippets"])
+
+    def __post_init__(self) -> None:
+        if not self.variants or not self.seeds or not self.datasets:
+            raise ValueError(f"Sweep {self.experiment!r} needs at least one variant, seed and data set.")
+        if self.baseline not in self.variants:
+            raise ValueError(f"Baseline {self.baseline!r} is not one of the variants {list(self.variants)}.")
+        self.specs()  # impossible overrides fail here, before anything trains
+
+    def specs(self) -> list[tuple[str, FinetuneSpec]]:
+        """(variant, spec) for every run, data set by data set, seed-major inside a variant."""
+        return [
+            (name, self.base.with_overrides(data=data, seed=seed, **overrides))
+            for data in self.datasets
+            for name, overrides in self.variants.items()
+            for seed in self.seeds
+        ]
+
+    def run_ids(self) -> dict[str, str]:
+        """run_id → variant, to pick this grid's rows out of a results CSV."""
+        return {run_id(spec.identity()): name for name, spec in self.specs()}

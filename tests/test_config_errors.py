@@ -1,0 +1,98 @@
+"""Every impossible configuration fails when the config or spec is built: one clear error naming the field and
+the fix, and nothing written under results/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lib import ablations
+from lib.device import DeviceError
+from lib.grid import Sweep
+from lib.paths import ROOT
+from lib.pretraining import PretrainSpec
+from lib.trainer import ConfigError, TrainConfig
+
+BAD = [  # (overrides of the smoke baseline, error type, words the message must contain)
+    ({"metric": "acc"}, ConfigError, ["metric='acc'", "accuracy"]),
+    ({"xi": 1.5}, ConfigError, ["xi", "(0, 1]"]),
+    ({"xi": 0.0}, ConfigError, ["xi", "(0, 1]"]),
+    ({"lr": -1e-4}, ConfigError, ["lr must be > 0"]),
+    ({"lr": "1e-4"}, ConfigError, ["lr must be a number, got '1e-4'", "lr="]),
+    ({"batch_size": 2.5}, ConfigError, ["batch_size must be a whole number, got 2.5"]),
+    ({"batch_size": 0}, ConfigError, ["batch_size must be ≥ 1"]),
+    ({"warmup_steps": 1000, "max_steps": 3}, ConfigError, ["warmup_steps=1000", "3 optimizer steps", "warmup_ratio"]),
+    ({"warmup_steps": 1000}, ConfigError, ["warmup_steps=1000", "warmup_ratio"]),  # 48 examples, 1 epoch: 3 steps
+    ({"warmup_ratio": 1.5}, ConfigError, ["warmup_ratio", "[0, 1)"]),
+    ({"max_length": 2048}, ConfigError, ["max_length=2048", "at most 512 positions", "max_length ≤ 512"]),
+    ({"seed": -1}, ConfigError, ["seed", "0..4294967295"]),
+    ({"seed": 2**40}, ConfigError, ["seed", "0..4294967295"]),
+    ({"optimizer": "sgd"}, ConfigError, ["optimizer", "adamw"]),
+    ({"schedule": "cyclic"}, ConfigError, ["schedule", "linear"]),
+    ({"truncation": "middle"}, ConfigError, ["truncation", "head+tail"]),
+    ({"max_train_examples": 0}, ConfigError, ["max_train_examples", "≥ 1"]),
+    ({"learning_rate": 1e-4}, ConfigError, ["Unknown override", "learning_rate"]),
+]
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("overrides, error, words", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_config_fails_when_built_and_writes_nothing(results, overrides, error, words):
+    with pytest.raises(error) as err:
+        ablations.baseline_spec("smoke").with_overrides(**overrides)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+    assert not any(results.iterdir())
+
+
+@pytest.mark.parametrize("overrides, error, words", BAD[:6], ids=[str(b[0]) for b in BAD[:6]])
+def test_a_sweep_validates_every_variant_before_training_the_first(results, overrides, error, words):
+    variants = {"fine": {"lr": 1e-4}, "bad": overrides}
+    with pytest.raises(error):
+        Sweep("x", ablations.baseline_spec("smoke"), variants, "fine", [0])
+    assert not any(results.iterdir())
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_a_missing_device_is_named():
+    with pytest.raises(DeviceError, match="CUDA is not available on this machine; use device='cpu' or 'auto'"):
+        TrainConfig(device="cuda")
+
+
+def test_pretraining_metric_and_masking_rate():
+    with pytest.raises(ConfigError, match="not a pretraining metric"):
+        PretrainSpec(train=TrainConfig(metric="accuracy"))
+    with pytest.raises(ConfigError, match="nsp_loss"):  # without NSP there is no NSP metric to pick
+        PretrainSpec(nsp=False, train=TrainConfig(metric="nsp_loss"))
+    with pytest.raises(ConfigError, match="mlm_probability"):
+        PretrainSpec(mlm_probability=1.5)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["warmup", "--profile", "smok"],
+        ["--list", "--profile", "smok"],
+        ["dropout"],
+        ["warmup", "--shard", "3/2"],
+        ["warmup", "--lr", "1e-4"],
+    ],
+)
+def test_sweep_cli_errors_are_one_line_with_status_2(args, results):
+    out = subprocess.run([sys.executable, "-m", "lib.sweep", *args], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and not any(results.iterdir())
+
+
+def test_report_cli_error_is_one_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.report", "--profile", "fast"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "fast" in out.stderr

@@ -1,0 +1,153 @@
+"""The run store: one entry point for every run, atomic, replayed, repaired, safe under kills and two writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from lib import store
+from lib.atomic import TMP_MARK, atomic_path
+from lib.experiment import FinetuneSpec
+from lib.paths import ROOT
+
+from .fake_runs import FakeSpec
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("FAKE_RUNS_LOG", str(tmp_path / "computed.log"))
+    return tmp_path
+
+
+def computed(results) -> list[str]:
+    log = results / "computed.log"
+    return log.read_text().split("\n")[:-1] if log.exists() else []
+
+
+def test_run_is_written_and_then_replayed(results):
+    first = store.run("exp", FakeSpec(seed=1), "smoke")
+    assert not first.cached and len(computed(results)) == 1
+    assert {"config.json", "history.csv", "metrics.json", "env.json"} <= {p.name for p in first.path.iterdir()}
+    env = json.loads((first.path / "env.json").read_text())
+    assert env["seed"] == 1 and {"cpu_matmul", "cpu_threads", "device_name"} <= set(env)
+    again = store.run("exp", FakeSpec(seed=1, progress=False), "smoke")
+    assert again.cached and len(computed(results)) == 1  # progress bars don't change a run's identity
+    assert again.metrics["test_accuracy"] == 0.61 and again.confusion.tolist() == [[1, 0], [0, 1]]
+    forced = store.run("exp", FakeSpec(seed=1), "smoke", force=True)
+    assert not forced.cached and len(computed(results)) == 2
+    table = pd.read_csv(results / "exp.csv")
+    assert len(table) == 1 and table.loc[0, "lr"] == 1e-4 and "confusion" not in table
+
+
+def test_run_id_is_stable_and_config_sensitive():
+    a = store.run_id({"train": {"seed": 0, "lr": 1e-5}})
+    assert a == store.run_id({"train": {"lr": 1e-5, "seed": 0}})
+    assert a != store.run_id({"train": {"seed": 0, "lr": 2e-5}})
+    assert a.startswith("seed0-")
+
+
+def test_failed_run_leaves_nothing_behind(results, monkeypatch):
+    def broken(self, profile="quick", stop_on_divergence=False):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(FakeSpec, "compute", broken)
+    with pytest.raises(RuntimeError):
+        store.run("exp", FakeSpec(), "smoke")
+    assert not (results / "exp.csv").exists() and not list(results.rglob("metrics.json"))
+    assert not [p for p in results.rglob("*") if TMP_MARK in p.name]
+
+
+def test_a_lost_csv_row_comes_back_and_an_orphan_row_goes(results):
+    """The folder is the truth: deleting a row (a kill between folder and row) is repaired on replay."""
+    for seed in range(3):
+        store.run("exp", FakeSpec(seed=seed), "smoke")
+    table = pd.read_csv(results / "exp.csv")
+    table.iloc[[0, 2]].to_csv(results / "exp.csv", index=False)  # row of seed 1 lost
+    store.run("exp", FakeSpec(seed=0), "smoke")  # any replay repairs the index
+    assert sorted(pd.read_csv(results / "exp.csv")["run_id"]) == sorted(table["run_id"])
+    assert len(computed(results)) == 3  # and nothing retrained
+    gone = store.run("exp", FakeSpec(seed=2), "smoke").path
+    for f in gone.iterdir():
+        f.unlink()
+    gone.rmdir()
+    assert len(store.load_experiment("exp", "smoke")) == 2  # a row without its folder is dropped
+
+
+def test_temporaries_of_dead_processes_are_cleaned(results):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = results / "runs" / "exp" / f".seed0-abc{TMP_MARK}{int(dead.stdout)}-deadbeef"
+    stale.mkdir(parents=True)
+    store.run("exp", FakeSpec(), "smoke")
+    assert not stale.exists()
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(results):
+    store.run("first", FakeSpec(), "smoke")
+    copy = store.run("second", FakeSpec(), "smoke")
+    assert copy.cached and len(computed(results)) == 1 and len(pd.read_csv(results / "second.csv")) == 1
+
+
+def test_overrides_reach_the_right_config():
+    spec = FinetuneSpec().with_overrides(data="trec6", lr=1e-4, seed=3)
+    assert spec.data == "trec6" and spec.train.lr == 1e-4 and spec.train.seed == 3
+    assert FinetuneSpec().train.lr == 2e-5  # the default is untouched
+    with pytest.raises(ValueError, match="Unknown override"):
+        FinetuneSpec().with_overrides(learning_rate=1e-4)
+
+
+def _start(n: int, sleep: float, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tests.fake_runs", str(n), str(sleep)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_on_one_grid_train_each_run_once(results):
+    env = os.environ | {"WORKBOOK_RESULTS_DIR": str(results), "FAKE_RUNS_LOG": str(results / "computed.log")}
+    procs = [_start(8, 0.2, env) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    seeds = [line.split()[1] for line in computed(results)]
+    assert sorted(seeds) == sorted(str(s) for s in range(8))  # every run trained exactly once between them
+    table = pd.read_csv(results / "fake.csv")
+    assert len(table) == 8 and table["run_id"].is_unique
+    assert len(list((results / "runs" / "fake").glob("*/metrics.json"))) == 8
+
+
+def test_sigkill_at_random_moments_never_loses_a_row(results):
+    """Kill a storing process at random points again and again; every finished run keeps exactly one row."""
+    env = os.environ | {"WORKBOOK_RESULTS_DIR": str(results), "FAKE_RUNS_LOG": str(results / "computed.log")}
+    rng = random.Random(0)
+    for _ in range(8):
+        p = _start(12, 0.05, env)
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.4))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        folders = {f.parent.name for f in (results / "runs" / "fake").glob("*/metrics.json")}
+        rows = store.load_experiment("fake", "smoke")  # what every replay, sweep and report reads
+        assert sorted(rows["run_id"]) == sorted(folders) if folders else rows.empty
+    finish = _start(12, 0.0, env)
+    _, err = finish.communicate(timeout=120)
+    assert finish.returncode == 0, err
+    table = pd.read_csv(results / "fake.csv")
+    assert len(table) == 12 and table["run_id"].is_unique
+    leftovers = [p for p in results.rglob("*") if TMP_MARK in p.name]
+    assert not leftovers, leftovers
