@@ -23,11 +23,18 @@ def tfidf_logreg(dsd: datasets.DatasetDict, C: float = 4.0) -> dict:
     clf = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True), LogisticRegression(C=C, max_iter=2000)
     )
-    clf.fit(list(dsd["train"]["text"]), list(dsd["train"]["label"]))
-    pred = clf.predict(list(dsd["test"]["text"]))
+    clf.fit(_texts(dsd["train"]), list(dsd["train"]["label"]))
+    pred = clf.predict(_texts(dsd["test"]))
     y = list(dsd["test"]["label"])
     metrics = {f"test_{k}": v for k, v in classification_metrics(y, pred).items()}
     return metrics | {
         "train_seconds": round(time.perf_counter() - start, 2),
         "confusion": confusion_matrix(y, pred, labels=list(range(len(dsd["test"].features["label"].names)))).tolist(),
     }
+
+
+def _texts(ds: datasets.Dataset) -> list[str]:
+    """The text, and for sentence pairs both texts joined (a bag of words of the pair)."""
+    if "text_pair" in ds.column_names:
+        return [f"{a} [SEP] {b}" for a, b in zip(ds["text"], ds["text_pair"])]
+    return list(ds["text"])

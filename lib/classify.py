@@ -50,10 +50,14 @@ def tokenize(
     """
     if truncation not in TRUNCATIONS:
         raise ConfigError(f"Unknown truncation {truncation!r}; choose one of {TRUNCATIONS}.")
+    if truncation != "head" and "text_pair" in dsd["train"].column_names:
+        raise ConfigError(f"truncation={truncation!r} is for single texts; sentence pairs use 'head' (longest first).")
     datasets.disable_progress_bars()  # a second of work; the training bar is the one to watch
     key = f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{truncation}"
 
     def encode(batch: dict) -> dict:
+        if "text_pair" in batch:  # sentence pairs: trim the longer text first (truncation="head" only)
+            return tokenizer(batch["text"], batch["text_pair"], truncation="longest_first", max_length=max_length)
         if truncation == "head":
             return tokenizer(batch["text"], truncation=True, max_length=max_length)
         enc = tokenizer(batch["text"], truncation=False)

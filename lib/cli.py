@@ -1,17 +1,50 @@
-"""The command lines' shared parser: a bad argument is one line on stderr and exit status 2, before anything runs."""
+"""What the command lines share: a one-line error parser, `--profile`, and the options that describe your data.
+
+A bad argument is one line on stderr and exit status 2, before anything trains.
+"""
 from __future__ import annotations
 
 import argparse
 from typing import NoReturn
 
 from lib.profiles import PROFILES
+from lib.source import DataError, DataSource
 
 
 class Parser(argparse.ArgumentParser):
-    """`argparse` with a one-line error (no usage block: `--help` has it) and a `--profile` option."""
+    """`argparse` with a one-line error (no usage block: `--help` has it) and the workbook's shared options."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
     def add_profile(self) -> None:
         self.add_argument("--profile", default="quick", choices=PROFILES, help="smoke | quick | full (default: quick)")
+
+    def add_data_options(self, required: bool) -> None:
+        """--data and the options of a `lib.source.DataSource`."""
+        g = self.add_argument_group("your data (a CSV or TSV file)")
+        g.add_argument("--data", required=required, help="the labelled file (its training rows, or all rows)")
+        g.add_argument("--text-column", default="text", help="the column with the text (default: text)")
+        g.add_argument("--label-column", default="label", help="the column with the class (default: label)")
+        g.add_argument("--label-names", help="class names in label order, comma-separated, e.g. ham,spam for 0/1")
+        g.add_argument("--text-pair-column", help="a second text column, for sentence-pair tasks")
+        g.add_argument("--group-column", help="rows of one group (a film, an author) stay in one split")
+        g.add_argument("--split-column", help="a column naming each row's split: train / validation / test")
+        g.add_argument("--validation", help="a separate validation file with the same columns")
+        g.add_argument("--test", help="a separate test file with the same columns")
+        g.add_argument("--sep", help="the field separator (default: detected; .tsv means tab)")
+        g.add_argument("--encoding", help="the file's encoding (default: UTF-8, else latin-1 with a note)")
+
+    def source(self, args: argparse.Namespace) -> DataSource | None:
+        """The `DataSource` the options describe (None without --data); a bad one is a one-line error."""
+        if not args.data:
+            return None
+        try:
+            return DataSource(
+                args.data, args.text_column, args.label_column,
+                tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None,
+                args.text_pair_column, args.group_column, args.split_column, args.validation, args.test,
+                args.sep, args.encoding,
+            )
+        except DataError as err:
+            self.error(str(err))

@@ -37,9 +37,10 @@ from typing import Callable
 import datasets
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from lib.hub import hub_online
+from lib.source import DataError, DataSource, read_source
 
 DATA_VERSION = 2
 """Bumped whenever a loader's output changes (v2: exact duplicate texts dropped
@@ -52,10 +53,6 @@ VALIDATION_FRACTION = 0.1
 TEST_FRACTION = 0.1
 NEUTRAL_BAND = 0.5
 """movie_snippets: sentences with |human score| < NEUTRAL_BAND are dropped."""
-
-
-class DataError(ValueError):
-    """Bad data input: the message says what is wrong and how to fix it."""
 
 
 # --------------------------------------------------------------------------- files
@@ -110,13 +107,64 @@ def subsample(ds: datasets.Dataset, n: int | None, seed: int = SPLIT_SEED) -> da
     return ds.select(sorted(idx.tolist()))
 
 
+MIN_ROWS = 20
+"""Fewest examples we split three ways (80/10/10 of fewer leaves a test set of one or two)."""
+MIN_PER_CLASS = 3
+"""Fewest examples of a class: one each for train, validation and test."""
+MIN_GROUPS = 10
+"""Fewest groups for a grouped split: 10% of them for validation and for test must be at least one each."""
+
+
+def grouped_split(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
+    """80/10/10 by group (every row of a group in one split), deterministic; not stratified."""
+    groups = df["group"].astype(str)
+    if groups.nunique() < MIN_GROUPS:
+        raise DataError(f"The group column has {groups.nunique()} groups; a split by group needs at least "
+                        f"{MIN_GROUPS} (10% of them each for validation and test). Drop group_column or add data.")
+    cut = GroupShuffleSplit(n_splits=1, test_size=TEST_FRACTION, random_state=seed)
+    rest_idx, test_idx = next(cut.split(df, groups=groups))
+    rest = df.iloc[rest_idx]
+    cut = GroupShuffleSplit(n_splits=1, test_size=VALIDATION_FRACTION / (1 - TEST_FRACTION), random_state=seed)
+    train_idx, val_idx = next(cut.split(rest, groups=groups.iloc[rest_idx]))
+    return {"train": rest.iloc[train_idx], "validation": rest.iloc[val_idx], "test": df.iloc[test_idx]}
+
+
+def given_split(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
+    """The splits the data names; a missing validation split is carved (stratified, 10%) out of train."""
+    parts = {name: df[df["split"] == name] for name in ("train", "validation", "test")}
+    for name in ("train", "test"):
+        if parts[name].empty:
+            raise DataError(f"The given splits have no {name!r} rows; every run needs train and test data.")
+    if parts["validation"].empty:
+        train = parts["train"]
+        parts["train"], parts["validation"] = train_test_split(
+            train, test_size=VALIDATION_FRACTION, random_state=seed, stratify=_stratify_key(train["label"].to_numpy()))
+    return parts
+
+
+def _check_sizes(df: pd.DataFrame, label_names: list[str]) -> None:
+    if len(df) < MIN_ROWS:
+        raise DataError(f"{len(df)} distinct examples are too few to split into train, validation and test "
+                        f"(80/10/10); give at least {MIN_ROWS}.")
+    counts = df["label"].value_counts()
+    small = {label_names[int(c)]: int(n) for c, n in counts.items() if n < MIN_PER_CLASS}
+    if small:
+        raise DataError(f"Classes {small} have fewer than {MIN_PER_CLASS} examples (one each for train, validation "
+                        "and test); drop or merge them, or add examples.")
+
+
 def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.DatasetDict:
-    """Validate a (text, label) frame and turn it into split, typed `DatasetDict`."""
+    """Validate a (text, label[, text_pair, group, split]) frame and turn it into split, typed `DatasetDict`.
+
+    Splits are stratified 80/10/10 by default, by group when there is a `group`
+    column, or as given by a `split` column.
+    """
     if df.empty:
         raise DataError("The data set is empty: there is no row to train on.")
-    if df["text"].isna().any() or (df["text"].astype(str).str.strip() == "").any():
-        n = int(df["text"].isna().sum() + (df["text"].astype(str).str.strip() == "").sum())
-        raise DataError(f"{n} rows have an empty text; drop them from the file first.")
+    for column in [c for c in ("text", "text_pair") if c in df]:
+        empty = df[column].isna() | (df[column].astype(str).str.strip() == "")
+        if empty.any():
+            raise DataError(f"{int(empty.sum())} rows have an empty {column}; drop them from the file first.")
     labels = df["label"]
     if labels.isna().any():
         raise DataError(f"{int(labels.isna().sum())} rows have no label; drop or label them first.")
@@ -130,13 +178,23 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.Datase
         raise DataError(
             f"Only one class ({label_names[int(labels.iloc[0])]!r}) is present: a classifier needs two or more."
         )
-    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=label_names)})
+    texts = [c for c in ("text", "text_pair") if c in df]
+    features = datasets.Features(
+        {c: datasets.Value("string") for c in texts} | {"label": datasets.ClassLabel(names=label_names)}
+    )
     # Exact duplicate texts would land in train *and* test and flatter the score: keep the first.
-    df = df.assign(text=df["text"].astype(str).str.strip()).drop_duplicates(subset="text", keep="first")
-    parts = stratified_split(df[["text", "label"]].reset_index(drop=True))
+    df = df.assign(**{c: df[c].astype(str).str.strip() for c in texts}).drop_duplicates(subset=texts, keep="first")
+    if "split" in df:
+        parts = given_split(df.reset_index(drop=True))
+    else:
+        _check_sizes(df, label_names)
+        split = grouped_split if "group" in df else stratified_split
+        parts = split(df[[*texts, "label", *(["group"] if "group" in df else [])]].reset_index(drop=True))
     return datasets.DatasetDict(
         {
-            name: datasets.Dataset.from_pandas(part.reset_index(drop=True), features=features, preserve_index=False)
+            name: datasets.Dataset.from_pandas(
+                part[[*texts, "label"]].reset_index(drop=True), features=features, preserve_index=False
+            )
             for name, part in parts.items()
         }
     )
@@ -163,44 +221,9 @@ def _trec(fine: bool) -> datasets.DatasetDict:
     return to_dataset_dict(df, names)
 
 
-def _csv(path: str | Path, text_column: str, label_column: str, label_names: list[str] | None) -> datasets.DatasetDict:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"No such file: {path}.")
-    try:
-        raw = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: it needs a header row and at least two classes of examples.") from None
-    missing = [c for c in (text_column, label_column) if c not in raw.columns]
-    if missing:
-        raise DataError(
-            f"{path} has no column {missing}; its columns are {list(raw.columns)}. "
-            f"Pass text_column=... and label_column=... to name yours."
-        )
-    labels = raw[label_column]
-    if label_names is None:
-        if pd.api.types.is_numeric_dtype(labels):
-            values = sorted(labels.dropna().unique().tolist())
-            if any(v != int(v) or v < 0 for v in values):
-                raise DataError(
-                    f"Numeric labels must be integers 0..K-1; found {values[:10]}. "
-                    "Map them to classes first, or use string labels."
-                )
-            label_names = [str(i) for i in range(int(max(values)) + 1)] if values else []
-            codes = labels
-        else:
-            label_names = sorted(labels.dropna().astype(str).unique().tolist())
-            codes = labels.map(lambda v: label_names.index(str(v)) if pd.notna(v) else np.nan)
-    else:
-        codes = (
-            labels.map(lambda v: label_names.index(v) if v in label_names else v) if labels.dtype == object else labels
-        )
-        if codes.dtype == object:
-            bad = sorted({v for v in codes if isinstance(v, str)})
-            if bad:
-                raise DataError(f"Labels {bad[:10]} are not among label_names {label_names}.")
-            codes = codes.astype(float)
-    return to_dataset_dict(pd.DataFrame({"text": raw[text_column].tolist(), "label": codes.tolist()}), label_names)
+def _csv(source: DataSource) -> datasets.DatasetDict:
+    frame, names = read_source(source)
+    return to_dataset_dict(frame, names)
 
 
 def _hub(name: str) -> datasets.DatasetDict:
@@ -234,7 +257,7 @@ LOADERS: dict[str, Callable[[], datasets.DatasetDict]] = {
 
 
 def load_data(
-    name: str,
+    name: str | DataSource,
     *,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
@@ -243,25 +266,41 @@ def load_data(
     label_column: str = "label",
     label_names: list[str] | None = None,
 ) -> datasets.DatasetDict:
-    """Load a classification data set by name or CSV path.
+    """Load a classification data set: a shipped name, a `DataSource`, a CSV path, or a hub name.
 
     `max_train_examples` subsamples train and `max_eval_examples` subsamples
     validation (stratified, seeded) so the quick and smoke profiles fit their
     time. `max_test_examples` exists for the smoke profile (tests) only: the
     quick and full profiles test on the whole test split, so numbers compare.
     """
-    if name == "news_corpus":
+    if isinstance(name, str) and is_file_name(name):
+        name = DataSource(name, text_column, label_column, tuple(label_names) if label_names else None)
+    if isinstance(name, DataSource):
+        dsd = _csv(name)
+    elif name == "news_corpus":
         raise DataError("news_corpus is unlabelled pretraining text: use lib.data.load_news_corpus().")
-    if name in LOADERS:
+    elif name in LOADERS:
         dsd = LOADERS[name]()
-    elif name.endswith(".csv") or Path(name).is_file():
-        dsd = _csv(name, text_column, label_column, label_names)
     else:
         dsd = _hub(name)
     dsd["train"] = subsample(dsd["train"], max_train_examples)
     dsd["validation"] = subsample(dsd["validation"], max_eval_examples)
     dsd["test"] = subsample(dsd["test"], max_test_examples)
     return dsd
+
+
+def is_file_name(name: str) -> bool:
+    """A data name that means a file of the user's (an existing file, or one named like a table)."""
+    return Path(name).suffix.lower() in (".csv", ".tsv", ".txt") or Path(name).is_file()
+
+
+def data_label(data: str | DataSource | dict) -> str:
+    """A short readable name for a data set in tables: the shipped name, or the file's stem."""
+    if isinstance(data, DataSource):
+        return data.label
+    if isinstance(data, dict):
+        return Path(data["path"]).stem
+    return Path(data).stem if is_file_name(data) else data
 
 
 def sample_examples(dsd: datasets.DatasetDict, n: int = 5, split: str = "train", seed: int = 0) -> pd.DataFrame:

@@ -5,17 +5,20 @@
 * `lr_curves` — the rate each parameter group gets at every step of a
   schedule, without training (notebooks 02, 06).
 * `llrd_conventions` — what "ξ" means in four codebases and ours (notebook 05).
+* `truncation_demo` — what head / tail / head+tail keep of a long text (notebook 09).
 """
 
 from __future__ import annotations
 
 import random
 
+import datasets
 import pandas as pd
 import torch
 from torch import nn
 from transformers import BertForPreTraining
 
+from lib.classify import tokenize
 from lib.mlm import PretrainingCollator
 from lib.nsp import IS_NEXT
 from lib.optim import build_scheduler, group_lrs, param_groups
@@ -131,3 +134,15 @@ def llrd_conventions(num_layers: int, xi: float) -> pd.DataFrame:
     }
     cols = ["embeddings", "layer 0 (bottom)", f"layer {L - 1} (top)", "pooler", "classifier"]
     return pd.DataFrame(rows, index=cols).T
+
+
+def truncation_demo(text: str, tokenizer, max_length: int) -> pd.DataFrame:
+    """What each truncation keeps of `text` at `max_length` tokens ([CLS] and [SEP] included), as text."""
+    one = datasets.Dataset.from_dict({"text": [text], "label": [0]})
+    rows = []
+    for how in ("head", "tail", "head+tail"):
+        ids = tokenize(datasets.DatasetDict({"train": one}), tokenizer, max_length, how)["train"]["input_ids"][0]
+        kept = tokenizer.decode(ids, skip_special_tokens=True)
+        rows.append({"truncation": how, "tokens kept": len(ids), "text the model sees": kept})
+    full = len(tokenizer(text)["input_ids"])
+    return pd.DataFrame(rows).set_index("truncation").rename_axis(f"of {full} tokens")

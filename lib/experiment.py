@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datasets import DatasetDict
 
 from lib.classify import METRICS, finetune
-from lib.data import DATA_VERSION, label_names, load_data
+from lib.data import DATA_VERSION, is_file_name, label_names, load_data
 from lib.models import load_model, position_limit, save_checkpoint
+from lib.source import DataSource
 from lib.store import Record
 from lib.trainer import ConfigError, TrainConfig, check_warmup, num_update_steps
 
@@ -24,7 +25,7 @@ from lib.trainer import ConfigError, TrainConfig, check_warmup, num_update_steps
 class FinetuneSpec:
     """What to fine-tune on what; defaults are the baseline."""
 
-    data: str = "movie_snippets"
+    data: str | DataSource = "movie_snippets"  # a shipped name, a hub name, or your file (a CSV path or a DataSource)
     data_version: int = DATA_VERSION
     model: str = "minilm-l6"
     vocab: str = "news-8k"  # only used by from-scratch models
@@ -37,6 +38,8 @@ class FinetuneSpec:
     keeps_checkpoint = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.data, str) and is_file_name(self.data):
+            self.data = DataSource(self.data)  # default columns text, label
         if self.train.metric not in METRICS:
             raise ConfigError(f"metric={self.train.metric!r} is not a fine-tuning metric; choose one of {METRICS}.")
         limit = position_limit(self.model)
@@ -67,7 +70,11 @@ class FinetuneSpec:
         return [self.with_overrides(seed=s) for s in seeds]
 
     def identity(self) -> dict:
-        return asdict(self)
+        """The spec's fields; for your own file, its description and its content fingerprint."""
+        out = asdict(self)
+        if isinstance(self.data, DataSource):
+            out["data"] = self.data.identity()
+        return out
 
     def dataset(self) -> DatasetDict:
         """The spec's data set with its subsample (train / validation / test)."""

@@ -8,8 +8,11 @@ the sweep is made: an impossible variant fails before the first run trains.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from lib.data import data_label
 from lib.experiment import FinetuneSpec
+from lib.source import DataSource
 from lib.store import run_id
 
 
@@ -22,7 +25,7 @@ class Sweep:
     variants: dict[str, dict]
     baseline: str
     seeds: list[int]
-    datasets: list[str] = field(default_factory=lambda: ["movie_snippets"])
+    datasets: list[str | DataSource] = field(default_factory=lambda: ["movie_snippets"])
 
     def __post_init__(self) -> None:
         if not self.variants or not self.seeds or not self.datasets:
@@ -39,6 +42,21 @@ class Sweep:
             for name, overrides in self.variants.items()
             for seed in self.seeds
         ]
+
+    def subset(self, variants: list[str]) -> Sweep:
+        """The same grid with only `variants` (the baseline is always kept)."""
+        unknown = sorted(set(variants) - set(self.variants))
+        if unknown:
+            raise ValueError(f"Unknown variant(s) {unknown}; this grid has {list(self.variants)}.")
+        keep = {n: o for n, o in self.variants.items() if n in variants or n == self.baseline}
+        return Sweep(self.experiment, self.base, keep, self.baseline, self.seeds, self.datasets)
+
+    def on(self, data: str | DataSource, model: str | None = None, **overrides) -> Sweep:
+        """The same grid on your data (and model, and base overrides), stored under an experiment name of its own."""
+        other_model = model is not None and model != self.base.model
+        base = self.base.with_overrides(**overrides, **({"model": model} if model else {}))
+        name = f"{self.experiment}__{data_label(data)}" + (f"__{Path(model).name}" if other_model else "")
+        return Sweep(name, base, self.variants, self.baseline, self.seeds, [data])
 
     def run_ids(self) -> dict[str, str]:
         """run_id → variant, to pick this grid's rows out of a results CSV."""

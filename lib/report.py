@@ -9,12 +9,14 @@ it for you) keeps the report true.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import pandas as pd
 
 from lib import ablations, stats
 from lib.atomic import write_text
 from lib.cli import Parser
+from lib.grid import Sweep
 from lib.paths import results_dir
 from lib.profiles import check_profile
 from lib.store import load_experiment
@@ -31,11 +33,25 @@ def _md(df: pd.DataFrame) -> str:
     return df.to_markdown()
 
 
+def stored_grid(sweep: Sweep, rows: pd.DataFrame) -> tuple[Sweep, dict[str, str], bool]:
+    """The grid at the precision (bf16 or fp32) most of its stored rows have, its run ids, and that precision.
+
+    A run's precision is part of its identity and `bf16=None` resolves per machine, so the report reads the
+    precision that was stored instead of this machine's default: it renders the same on every machine.
+    """
+    options = []
+    for bf16 in (True, False):
+        grid = replace(sweep, base=sweep.base.with_overrides(bf16=bf16))
+        ids = grid.run_ids()
+        options.append((int(rows["run_id"].isin(ids).sum()) if not rows.empty else 0, bf16, grid, ids))
+    n, bf16, grid, ids = max(options, key=lambda o: o[0])
+    return grid, ids, bf16
+
+
 def ablation_section(name: str, profile: str) -> str:
     """Headline table and generated verdicts of one ablation, from its CSV."""
-    sweep = ablations.sweep(name, profile)
-    ids = sweep.run_ids()
-    rows = load_experiment(sweep.experiment, profile)
+    rows = load_experiment(ablations.sweep(name, profile).experiment, profile)
+    sweep, ids, bf16 = stored_grid(ablations.sweep(name, profile), rows)
     lines = [f"## {TITLES[name]}", ""]
     if rows.empty or not rows["run_id"].isin(ids).any():
         return "\n".join(lines + [f"No runs stored yet: run `python -m lib.sweep {name} --profile {profile}`.", ""])
@@ -51,7 +67,8 @@ def ablation_section(name: str, profile: str) -> str:
         tab = stats.table(cmp, sweep.baseline).drop(columns="verdict")
         tab["s/run"] = secs.reindex(tab.index).round(0).astype(int)
         lines += [
-            f"**{data}**, test accuracy over seeds {sorted(df['seed'].unique().tolist())} "
+            f"**{data}**, test accuracy over seeds {sorted(df['seed'].unique().tolist())}, "
+            f"{'bf16' if bf16 else 'fp32'} "
             f"(baseline: {sweep.baseline}; failed = at or below the majority class, "
             f"{100 * df['test_majority'].iloc[0]:.1f}%):",
             "",

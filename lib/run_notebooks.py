@@ -29,8 +29,8 @@ def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted(NOTEBOOKS.glob(pattern))
 
 
-def execute(notebook: Path, profile: str, out_dir: Path | None = None) -> float:
-    """Run one notebook with PROFILE injected into its `parameters` cell; return seconds."""
+def execute(notebook: Path, profile: str, out_dir: Path | None = None, parameters: dict | None = None) -> float:
+    """Run one notebook with PROFILE (and any other `parameters`) injected into its parameters cell; return seconds."""
     import papermill
 
     out_dir = out_dir or ROOT / "executed" / profile
@@ -39,7 +39,7 @@ def execute(notebook: Path, profile: str, out_dir: Path | None = None) -> float:
     papermill.execute_notebook(
         str(notebook),
         str(out_dir / notebook.name),
-        parameters={"PROFILE": profile},
+        parameters={"PROFILE": profile} | (parameters or {}),
         cwd=str(NOTEBOOKS),
         kernel_name="python3",
         progress_bar=False,

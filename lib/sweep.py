@@ -23,11 +23,13 @@ from tqdm.auto import tqdm
 
 from lib import ablations, stats, store
 from lib.cli import Parser
+from lib.data import data_label
 from lib.grid import Sweep
 from lib.models import load_model
 from lib.optim import param_groups
 from lib.paths import results_dir
 from lib.profiles import check_profile
+from lib.source import DataSource
 from lib.store import Run
 from lib.trainer import WeightStats
 
@@ -41,11 +43,11 @@ class SweepResult:
     frame: pd.DataFrame
     runs: list[tuple[str, Run]]
 
-    def run(self, variant: str, seed: int | None = None, data: str | None = None) -> Run:
+    def run(self, variant: str, seed: int | None = None, data: str | DataSource | None = None) -> Run:
         """One run of a variant (first seed and data set unless named)."""
         for name, r in self.runs:
             seed_ok = seed is None or r.config["train"]["seed"] == seed
-            if name == variant and seed_ok and (data is None or r.config["data"] == data):
+            if name == variant and seed_ok and (data is None or data_label(r.config["data"]) == data_label(data)):
                 return r
         raise KeyError(f"No run for variant {variant!r} (seed {seed}, data {data}).")
 
@@ -76,6 +78,7 @@ def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
     """runs_frame plus the columns every ablation table groups by."""
     frame = store.runs_frame([r for _, r in runs])
     frame.insert(0, "variant", [name for name, _ in runs])
+    frame["data"] = [data_label(r.config["data"]) for _, r in runs]
     frame["seed"] = frame["train.seed"]
     frame["seconds"] = frame["train_seconds"] + frame["test_seconds"]
     return frame
@@ -120,9 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")
     parser.add_argument("--list", action="store_true", help="list the grids and their sizes, train nothing")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: run every n-th cell from cell i")
+    parser.add_argument("--model", help="a shipped name, a folder written by save_pretrained, or a hub name")
+    parser.add_argument("--variants", help="only these variants (comma-separated names from --list; baseline kept)")
+    parser.add_data_options(required=False)
     args = parser.parse_args(argv)
+    source = parser.source(args)
     try:
-        grids = [ablations.sweep(args.ablation, args.profile)] if args.ablation and not args.list else None
+        grids = None
+        if args.ablation and not args.list:
+            grid = ablations.sweep(args.ablation, args.profile)
+            grid = grid.subset([v.strip() for v in args.variants.split(",")]) if args.variants else grid
+            grids = [grid.on(source, args.model) if source or args.model else grid]
+            if source:
+                grids[0].base.with_overrides(data=source).dataset()  # a bad file fails here, before training
     except ValueError as err:
         parser.error(str(err))  # one line and exit status 2, before anything trains
     if grids is None:
@@ -130,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             s = ablations.sweep(name, args.profile)
             sizes = f"{len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets"
             print(f"{name:14s} {s.experiment:22s} {sizes}")
+            print("\n".join(f"{'':16s}· {v}" for v in s.variants))
         return 0
     result = run_sweep(grids[0], args.profile, args.force, shard=args.shard)
     if args.shard != (0, 1):

@@ -89,3 +89,10 @@ def test_every_cited_page_exists():
         assert "CONVENTIONS.md" not in text and "SOURCES.md" not in text, f"{path.name} cites a file outside the repo"
         for page in re.findall(r"docs/[\w-]+\.md", text):
             assert (ROOT / page).exists(), f"{path.name} cites {page}, which does not exist"
+
+
+def test_notebooks_name_the_project_kernel():
+    """Outside `make lab` (a system Jupyter, VS Code) a notebook must open on the kernel `make install` creates."""
+    installed = re.search(r"ipykernel install .*--name (\S+)", (ROOT / "Makefile").read_text()).group(1)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == installed, path.name

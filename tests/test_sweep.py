@@ -143,3 +143,14 @@ def test_shards_split_a_grid_without_overlap(results, fake_training):
     b = sweep.run_sweep(small_sweep(), "smoke", progress=False, shard=(1, 2))
     assert len(a.frame) + len(b.frame) == 4 and len(fake_training) == 4
     assert set(a.frame["run_id"]).isdisjoint(b.frame["run_id"])
+
+
+def test_the_report_reads_the_stored_precision_whatever_this_machine_has(results, fake_training, monkeypatch):
+    """Runs stored on a machine with native bf16 render the same report on one without it (and back)."""
+    from lib import trainer
+
+    monkeypatch.setattr(trainer, "bf16_supported", lambda device: True)
+    sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
+    made_there = report.build("smoke")
+    monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
+    assert report.build("smoke") == made_there and "1/1" in made_there and ", bf16 (baseline" in made_there

@@ -1,0 +1,203 @@
+"""A user's own labelled data: where it is, which columns mean what, and how to read it.
+
+`DataSource` describes a CSV (or TSV) file: the text column, the label column,
+optional class names (so `0/1` reads `ham/spam`), an optional second text for
+sentence-pair tasks, an optional group column (all rows of one group — a film,
+an author, a review — land in the same split, so nothing leaks), and optional
+given splits (a `split` column, or separate validation and test files). Every
+layer carries it: `load_data`, `FinetuneSpec(data=...)`, `python -m
+lib.finetune`, `python -m lib.sweep --data`, notebook 09. Its identity holds
+the content fingerprint of every file it reads, so an edited file is a new run.
+
+`read_source` turns it into a frame with columns `text`, `label` (class index),
+and where given `text_pair`, `group`, `split`, plus the class names; every
+problem is one `DataError` that says what is wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
+               "dev": "validation", "test": "test"}
+DELIMITERS = (",", ";", "\t", "|")
+
+
+class DataError(ValueError):
+    """Bad data input: the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A labelled CSV/TSV file of your own and what its columns mean."""
+
+    path: str
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: tuple[str, ...] | None = None  # class names in label order (0, 1, ... or the sorted values)
+    text_pair_column: str | None = None  # second text of a sentence-pair task
+    group_column: str | None = None  # rows of one group stay in one split
+    split_column: str | None = None  # values train / validation / test (also val, valid, dev)
+    validation_path: str | None = None  # separate files with the same columns
+    test_path: str | None = None
+    sep: str | None = None  # None: detected from the header (",", ";", tab, "|"); .tsv means tab
+    encoding: str | None = None  # None: UTF-8, falling back to latin-1 with a note
+
+    def __post_init__(self) -> None:
+        if self.label_names is not None and not isinstance(self.label_names, tuple):
+            object.__setattr__(self, "label_names", tuple(self.label_names))
+        for path in self.files():
+            if not Path(path).is_file():
+                raise DataError(f"No such file: {path}.")
+        if self.split_column and (self.validation_path or self.test_path):
+            raise DataError("Give the splits either as a split column or as separate files, not both.")
+
+    def files(self) -> list[str]:
+        return [p for p in (self.path, self.validation_path, self.test_path) if p]
+
+    @property
+    def label(self) -> str:
+        """A short readable name (the file's stem), for tables and experiment names."""
+        return Path(self.path).stem
+
+    def identity(self) -> dict:
+        """The description plus the content fingerprint of every file it reads."""
+        return asdict(self) | {"fingerprint": [file_fingerprint(p) for p in self.files()]}
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's bytes (first 16 hex digits), cached per (path, size, mtime) within a process."""
+    stat = Path(path).stat()
+    return _fingerprint(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(path: str, size: int, mtime: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ reading
+def _decode(path: Path, encoding: str | None) -> tuple[str, str]:
+    raw = path.read_bytes()
+    if encoding:
+        return raw.decode(encoding), encoding
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        print(f"note: {path.name} is not valid UTF-8; read it as latin-1 (pass encoding=... / --encoding to choose).")
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _delimiter(path: Path, header: str, sep: str | None) -> str:
+    if sep:
+        return sep
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    if best != "," and counts[best] > counts[","]:
+        shown = "tab" if best == "\t" else repr(best)
+        print(f"note: {path.name} looks {shown}-separated; read it so (pass sep=... / --sep to choose).")
+        return best
+    return ","
+
+
+def read_table(path: str | Path, sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """A CSV/TSV file as a frame: encoding and separator detected (with a note) unless given."""
+    import io
+
+    path = Path(path)
+    text, _ = _decode(path, encoding)
+    if not text.strip():
+        raise DataError(f"{path} is empty: it needs a header row and rows of at least two classes.")
+    delimiter = _delimiter(path, text.splitlines()[0], sep)
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter)
+    except pd.errors.ParserError as err:
+        raise DataError(f"Could not parse {path} as a {delimiter!r}-separated file ({err}); pass sep=...") from None
+
+
+def _columns(frame: pd.DataFrame, source: DataSource, path: str) -> None:
+    named = {"text_column": source.text_column, "label_column": source.label_column,
+             "text_pair_column": source.text_pair_column, "group_column": source.group_column,
+             "split_column": source.split_column}
+    missing = {k: v for k, v in named.items() if v is not None and v not in frame.columns}
+    if missing:
+        flags = ", ".join(f"{k}= (--{k.replace('_', '-')})" for k in missing)
+        raise DataError(f"{path} has no column {sorted(missing.values())}; its columns are {list(frame.columns)}. "
+                        f"Name yours with {flags}.")
+
+
+def _label_codes(labels: pd.Series, names: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:
+    """Class indices and names. Integer labels are classes of their own (1..5 are five classes, 0/2 two);
+    with `names`, integers index them (0 → names[0]) and strings must be among them."""
+    if labels.isna().any():
+        raise DataError(f"{int(labels.isna().sum())} rows have no label; drop or label them first.")
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    if numeric and not np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0):
+        raise DataError(f"Labels must be classes, found non-whole numbers {sorted(labels.unique().tolist())[:5]}; "
+                        "bin a score into classes first.")
+    if names is not None:
+        names = list(names)
+        if numeric:
+            values = labels.astype(int)
+            bad = sorted(set(values[(values < 0) | (values >= len(names))].tolist()))
+            if bad:
+                raise DataError(f"Labels {bad[:10]} are outside the given names {names} (0..{len(names) - 1}).")
+            return values.to_numpy(), names
+        text = labels.astype(str).str.strip()
+        bad = sorted(set(text) - set(names))
+        if bad:
+            raise DataError(f"Labels {bad[:10]} are not among the given names {names}.")
+        return text.map({n: i for i, n in enumerate(names)}).to_numpy(), names
+    if numeric:
+        classes = sorted(set(labels.astype(int).tolist()))
+        return labels.astype(int).map({c: i for i, c in enumerate(classes)}).to_numpy(), [str(c) for c in classes]
+    text = labels.astype(str).str.strip()
+    classes = sorted(set(text))
+    return text.map({c: i for i, c in enumerate(classes)}).to_numpy(), classes
+
+
+def _frame(table: pd.DataFrame, source: DataSource) -> pd.DataFrame:
+    out = pd.DataFrame({"text": table[source.text_column].tolist(), "label_raw": table[source.label_column].tolist()})
+    for key, column in (("text_pair", source.text_pair_column), ("group", source.group_column),
+                        ("split", source.split_column)):
+        if column:
+            out[key] = table[column].tolist()
+    return out
+
+
+def read_source(source: DataSource) -> tuple[pd.DataFrame, list[str]]:
+    """Columns `text`, `label` (class index) and where given `text_pair`, `group`, `split`; and the class names."""
+    parts = []
+    for path, split in ((source.path, None), (source.validation_path, "validation"), (source.test_path, "test")):
+        if path is None:
+            continue
+        table = read_table(path, source.sep, source.encoding)
+        _columns(table, source, path)
+        part = _frame(table, source)
+        if split:
+            part["split"] = split
+        elif source.validation_path or source.test_path:
+            part["split"] = "train"
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    codes, names = _label_codes(pd.Series(frame.pop("label_raw").tolist()), source.label_names)
+    frame.insert(1, "label", codes)
+    if "split" in frame:
+        raw = frame["split"].astype(str).str.strip().str.lower()
+        unknown = sorted(set(raw) - set(SPLIT_NAMES))
+        if unknown:
+            raise DataError(f"Split column {source.split_column!r} has values {unknown[:5]}; use train, validation "
+                            "(or val, valid, dev) and test.")
+        frame["split"] = raw.map(SPLIT_NAMES)
+    return frame, names

@@ -1,0 +1,323 @@
+"""Your own CSV through every layer: load_data, the spec's identity, `python -m lib.finetune`, `python -m lib.sweep`.
+
+The fixtures are small files made here in the three shapes users bring: long multi-class documents
+(`article,topic`), short binary reviews with a group column (`text,category,movie_name`), and imbalanced
+0/1 messages with an unnamed index column (`,spam,text`).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from lib import ablations
+from lib.data import DataError, load_data
+from lib.experiment import FinetuneSpec
+from lib.paths import ROOT
+from lib.source import DataSource
+
+WORDS = {
+    "sport": "match goal team season coach league win score player cup",
+    "politics": "senate vote law minister election party policy bill court campaign",
+    "science": "study cells energy research data climate physics species lab theory",
+}
+
+
+def write_documents(path, n: int = 60, words: int = 220) -> str:
+    rng = random.Random(0)
+    rows = [
+        {"article": " ".join(rng.choice(WORDS[t].split() + ["the", "a", "and"]) for _ in range(words)), "topic": t}
+        for i in range(n)
+        for t in [list(WORDS)[i % 3]]
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def write_reviews(path, movies: int = 20, per_movie: int = 5) -> str:
+    rng = random.Random(1)
+    good, bad = "great moving funny brilliant superb".split(), "dull boring awful weak clumsy".split()
+    rows = []
+    for m in range(movies):
+        for k in range(per_movie):
+            positive = rng.random() < 0.5
+            rows.append(
+                {
+                    "text": f"film {m} scene {k} was {rng.choice(good if positive else bad)} and {rng.random():.3f}",
+                    "category": "pos" if positive else "neg",
+                    "movie_name": f"movie {m}",
+                }
+            )
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def write_messages(path, n: int = 80, spam: int = 12) -> str:
+    rows = [
+        {
+            "spam": int(i < spam),
+            "text": f"WIN a prize now call {i:04d}" if i < spam else f"see you at {i % 12} pm, ok {i}",
+        }
+        for i in range(n)
+    ]
+    pd.DataFrame(rows).to_csv(path)  # an unnamed index column first, as pandas writes it
+    return str(path)
+
+
+# ------------------------------------------------------------ loading right
+def test_three_kinds_of_csv_load_without_renaming(tmp_path):
+    docs = load_data(DataSource(write_documents(tmp_path / "news.csv"), "article", "topic"))
+    assert docs["train"].features["label"].names == ["politics", "science", "sport"]
+    reviews = load_data(
+        DataSource(write_reviews(tmp_path / "reviews.csv"), "text", "category", group_column="movie_name")
+    )
+    movies = {split: {t.split(" scene")[0] for t in ds["text"]} for split, ds in reviews.items()}
+    assert not movies["train"] & movies["test"] and not movies["train"] & movies["validation"]  # no film in two splits
+    sms = load_data(DataSource(write_messages(tmp_path / "sms.csv"), "text", "spam", ("ham", "spam")))
+    assert sms["train"].features["label"].names == ["ham", "spam"]
+    assert sum(sms["train"]["label"]) + sum(sms["validation"]["label"]) + sum(sms["test"]["label"]) == 12
+
+
+def test_string_labels_with_label_names(tmp_path):
+    """pandas 3 reads strings as `str`, not `object`: names given for string labels must still work."""
+    path = tmp_path / "r.csv"
+    write_reviews(path)
+    dsd = load_data(DataSource(str(path), "text", "category", ("neg", "pos")))
+    assert dsd["train"].features["label"].names == ["neg", "pos"]
+
+
+def test_sparse_integer_labels_are_classes_of_their_own(tmp_path):
+    path = tmp_path / "stars.csv"
+    pd.DataFrame({"text": [f"review number {i}" for i in range(60)], "stars": [1 + i % 5 for i in range(60)]}).to_csv(
+        path, index=False
+    )
+    assert load_data(DataSource(str(path), label_column="stars"))["train"].features["label"].names == list("12345")
+    pd.DataFrame({"text": [f"t {i}" for i in range(40)], "label": [0, 2] * 20}).to_csv(path, index=False)
+    assert load_data(str(path))["train"].features["label"].names == ["0", "2"]
+
+
+def test_separator_and_encoding_are_detected(tmp_path, capsys):
+    frame = pd.DataFrame({"text": [f"café numéro {i}" for i in range(40)], "label": ["a", "b"] * 20})
+    frame.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    frame.to_csv(tmp_path / "tabs.tsv", sep="\t", index=False)
+    frame.to_csv(tmp_path / "latin.csv", index=False, encoding="latin-1")
+    for name in ("semi.csv", "tabs.tsv", "latin.csv"):
+        dsd = load_data(str(tmp_path / name))
+        assert any("café" in t for t in dsd["train"]["text"]), name
+    out = capsys.readouterr().out
+    assert "';'-separated" in out and "latin-1" in out
+
+
+def test_given_splits_column_and_files(tmp_path):
+    rows = [
+        {"text": f"text {i}", "label": "ab"[i % 2], "split": ["train", "train", "dev", "test"][i % 4]}
+        for i in range(80)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    dsd = load_data(DataSource(str(tmp_path / "s.csv"), split_column="split"))
+    assert (len(dsd["train"]), len(dsd["validation"]), len(dsd["test"])) == (40, 20, 20)
+    pd.DataFrame(rows[:60]).drop(columns="split").to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(rows[60:]).drop(columns="split").to_csv(tmp_path / "test.csv", index=False)
+    dsd = load_data(DataSource(str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.csv")))
+    assert len(dsd["test"]) == 20 and len(dsd["train"]) + len(dsd["validation"]) == 60
+
+
+def test_an_edited_file_is_a_new_run(tmp_path):
+    path = write_reviews(tmp_path / "r.csv")
+    spec = ablations.baseline_spec("smoke").with_overrides(data=DataSource(path, "text", "category"))
+    before = spec.identity()
+    with open(path, "a") as f:
+        f.write("one more line that changes everything,pos,movie 99\n")
+    assert spec.identity() != before  # same path, new content: never a stale replay
+    assert FinetuneSpec(data=path).data == DataSource(path)  # a CSV path is a DataSource with default columns
+
+
+# ------------------------------------------------------------- bad input
+def _csv(tmp_path, frame: pd.DataFrame, name: str = "bad.csv") -> str:
+    frame.to_csv(tmp_path / name, index=False)
+    return str(tmp_path / name)
+
+
+BAD = {
+    "missing column": (
+        lambda t: DataSource(_csv(t, pd.DataFrame({"body": ["x"] * 30, "label": [0, 1] * 15})), "text"),
+        ["no column ['text']", "'body'", "--text-column"],
+    ),
+    "one class": (
+        lambda t: DataSource(_csv(t, pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [1] * 30}))),
+        ["Only one class"],
+    ),
+    "empty texts": (
+        lambda t: DataSource(_csv(t, pd.DataFrame({"text": ["a", " ", "b"] * 10, "label": [0, 1, 0] * 10}))),
+        ["empty text"],
+    ),
+    "labels outside names": (
+        lambda t: DataSource(
+            _csv(t, pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0, 1, 2] * 10})),
+            label_names=("a", "b"),
+        ),
+        ["outside the given names"],
+    ),
+    "string outside names": (
+        lambda t: DataSource(
+            _csv(t, pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": ["x", "y", "z"] * 10})),
+            label_names=("x", "y"),
+        ),
+        ["['z']", "not among the given names"],
+    ),
+    "too few groups": (
+        lambda t: DataSource(
+            _csv(
+                t,
+                pd.DataFrame(
+                    {"text": [f"t{i}" for i in range(40)], "label": [0, 1] * 20, "g": [i % 4 for i in range(40)]}
+                ),
+            ),
+            group_column="g",
+        ),
+        ["4 groups", "at least 10"],
+    ),
+    "three rows": (
+        lambda t: DataSource(_csv(t, pd.DataFrame({"text": ["a", "b", "c"], "label": [0, 1, 0]}))),
+        ["3 distinct examples", "at least 20"],
+    ),
+    "a single example of a class": (
+        lambda t: DataSource(
+            _csv(t, pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0] * 15 + [1] * 14 + [2]}))
+        ),
+        ["{'2': 1}", "fewer than 3"],
+    ),
+    "continuous labels": (
+        lambda t: DataSource(_csv(t, pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0.5, 1.5] * 15}))),
+        ["bin"],
+    ),
+    "unknown split values": (
+        lambda t: DataSource(
+            _csv(
+                t,
+                pd.DataFrame(
+                    {"text": [f"t{i}" for i in range(30)], "label": [0, 1] * 15, "s": ["train", "holdout"] * 15}
+                ),
+            ),
+            split_column="s",
+        ),
+        ["holdout", "validation"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_data_is_one_clear_error(tmp_path, case):
+    make, words = BAD[case]
+    with pytest.raises(DataError) as err:
+        load_data(make(tmp_path))
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match="No such file"):
+        DataSource(str(tmp_path / "nope.csv"))
+
+
+# ------------------------------------------------------------ end to end
+def _cli(*args, results) -> subprocess.CompletedProcess:
+    env = {
+        "WORKBOOK_RESULTS_DIR": str(results),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("kind", ["documents", "reviews", "messages"])
+def test_finetune_cli_on_each_kind(tmp_path, kind):
+    args = {
+        "documents": [
+            "--data",
+            write_documents(tmp_path / "news.csv"),
+            "--text-column",
+            "article",
+            "--label-column",
+            "topic",
+            "--truncation",
+            "head+tail",
+        ],
+        "reviews": [
+            "--data",
+            write_reviews(tmp_path / "reviews.csv"),
+            "--label-column",
+            "category",
+            "--group-column",
+            "movie_name",
+        ],
+        "messages": [
+            "--data",
+            write_messages(tmp_path / "sms.csv"),
+            "--label-column",
+            "spam",
+            "--label-names",
+            "ham,spam",
+        ],
+    }[kind]
+    out = _cli("lib.finetune", *args, "--profile", "smoke", "--seeds", "0", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "TF-IDF + logistic regression floor on the same split" in out.stdout and "macro-F1" in out.stdout
+    assert "recall per class" in out.stdout and "confusion matrix:" in out.stdout
+    assert len(list((tmp_path / "results" / "runs").glob("finetune__*/*/predictions.csv.gz"))) == 1
+
+
+def test_finetune_cli_bad_arguments_fail_in_one_line_before_training(tmp_path):
+    path = write_reviews(tmp_path / "reviews.csv")
+    for args in (
+        ["--data", path],
+        ["--data", path, "--label-column", "category", "--lr", "fast"],
+        ["--data", path, "--label-column", "category", "--xi", "2"],
+        ["--data", str(tmp_path / "nope.csv")],
+    ):
+        out = _cli("lib.finetune", *args, "--profile", "smoke", results=tmp_path / "results")
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_sweep_cli_on_a_user_csv(tmp_path):
+    path = write_reviews(tmp_path / "reviews.csv")
+    out = _cli(
+        "lib.sweep",
+        "warmup",
+        "--data",
+        path,
+        "--label-column",
+        "category",
+        "--group-column",
+        "movie_name",
+        "--profile",
+        "smoke",
+        results=tmp_path / "results",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = pd.read_csv(tmp_path / "results" / "ablation_warmup__reviews_summary.csv")
+    assert set(summary["data"]) == {"reviews"} and len(summary) == 2
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("kind", ["documents", "messages"])
+def test_notebook_09_on_each_kind(tmp_path, kind, monkeypatch):
+    """Notebook 09 with its parameters pointed at a user's file and columns, nothing renamed."""
+    from lib.run_notebooks import NOTEBOOKS, execute
+
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
+    parameters = {
+        "documents": {"DATA": write_documents(tmp_path / "news.csv"), "TEXT_COLUMN": "article", "LABEL_COLUMN": "topic",
+                      "GROUP_COLUMN": None, "TRUNCATION": "head+tail"},
+        "messages": {"DATA": write_messages(tmp_path / "sms.csv"), "TEXT_COLUMN": "text", "LABEL_COLUMN": "spam",
+                     "LABEL_NAMES": ["ham", "spam"], "GROUP_COLUMN": None},
+    }[kind]
+    execute(NOTEBOOKS / "09_your_data.ipynb", "smoke", out_dir=tmp_path, parameters=parameters)
+    assert (tmp_path / "results" / "figures" / "09_confusion.png").exists()
