@@ -7,7 +7,9 @@ by default where the hardware computes it natively.
 from __future__ import annotations
 
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -79,13 +81,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(seed: int | None = None) -> dict:
-    """Library versions and the machine: what a reader needs to tell why two numbers differ."""
+def git_state(folder: Path = Path(__file__).resolve().parent.parent) -> dict:
+    """The code's commit and whether the working tree differed from it (None outside a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "lib", "notebooks")
+    return {"git_commit": commit, "git_dirty": None if commit is None or changes is None else bool(changes)}
+
+
+def environment(seed: int | None = None, attention: str | None = None) -> dict:
+    """Library versions, the code and the machine: what a reader needs to tell why two numbers differ."""
     import datasets
     import transformers
 
     device = pick_device()
-    return {
+    return git_state() | {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -94,6 +110,7 @@ def environment(seed: int | None = None) -> dict:
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else cpu_model(),
         "cpu_matmul": cpu_matmul_features(),
         "cpu_threads": torch.get_num_threads(),
+        "attention": attention,
         "platform": platform.platform(),
         "seed": seed,
     }

@@ -37,6 +37,7 @@ import pandas as pd
 
 from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
+from lib.models import default_attention
 from lib.paths import CHECKPOINT_DIR, ROOT, results_dir
 
 NOT_IN_ID = ("progress", "device")
@@ -168,7 +169,7 @@ def _write_folder(final: Path, config: dict, record: Record) -> None:
     with atomic_path(final) as tmp:
         tmp.mkdir(parents=True)
         (tmp / "config.json").write_text(_dump(config))
-        (tmp / "env.json").write_text(_dump(environment(_find(config, "seed"))))
+        (tmp / "env.json").write_text(_dump(environment(_find(config, "seed"), default_attention())))
         record.history.to_csv(tmp / "history.csv", index=False)
         if record.predictions is not None:
             gz = {"method": "gzip", "mtime": 0}

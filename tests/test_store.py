@@ -38,7 +38,14 @@ def test_run_is_written_and_then_replayed(results):
     assert not first.cached and len(computed(results)) == 1
     assert {"config.json", "history.csv", "metrics.json", "env.json"} <= {p.name for p in first.path.iterdir()}
     env = json.loads((first.path / "env.json").read_text())
-    assert env["seed"] == 1 and {"cpu_matmul", "cpu_threads", "device_name"} <= set(env)
+    assert env["seed"] == 1 and {
+        "cpu_matmul",
+        "cpu_threads",
+        "device_name",
+        "git_commit",
+        "git_dirty",
+        "attention",
+    } <= set(env)
     again = store.run("exp", FakeSpec(seed=1, progress=False), "smoke")
     assert again.cached and len(computed(results)) == 1  # progress bars don't change a run's identity
     assert again.metrics["test_accuracy"] == 0.61 and again.confusion.tolist() == [[1, 0], [0, 1]]
