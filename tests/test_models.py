@@ -74,3 +74,23 @@ def test_bad_task_and_labels():
         models.load_model("bert-tiny", task="translation")
     with pytest.raises(ModelError, match="num_labels"):
         models.load_model("bert-tiny", num_labels=1)
+
+
+def test_the_news_vocabulary_is_the_committed_file():
+    """The from-scratch models' tokenizer is the versioned vocabulary, not one retrained on the fly."""
+    from lib.models import NEWS_VOCAB, NEWS_VOCAB_SIZE, load_tokenizer
+
+    committed = NEWS_VOCAB.read_text().splitlines()
+    tokenizer = load_tokenizer("bert-mini")
+    used = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    assert used == committed and len(committed) == NEWS_VOCAB_SIZE
+    assert tokenizer.tokenize("The Senate voted") == ["the", "senate", "voted"]  # uncased, like the corpus
+
+
+def test_rebuilding_the_vocabulary_writes_a_complete_file(tmp_path, monkeypatch):
+    from lib import models
+
+    monkeypatch.setattr(models, "NEWS_VOCAB", tmp_path / "vocab.txt")
+    lines = models.rebuild_news_vocab().read_text().splitlines()
+    assert len(lines) == models.NEWS_VOCAB_SIZE and lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert [p.name for p in tmp_path.iterdir()] == ["vocab.txt"]  # no temporary left beside it
