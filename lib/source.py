@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lib.paths import ROOT
+
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "dev": "validation", "test": "test"}
 DELIMITERS = (",", ";", "\t", "|")
@@ -51,8 +53,11 @@ class DataSource:
     def __post_init__(self) -> None:
         if self.label_names is not None and not isinstance(self.label_names, tuple):
             object.__setattr__(self, "label_names", tuple(self.label_names))
+        for field in ("path", "validation_path", "test_path"):  # one spelling per file, from any working directory
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, portable(getattr(self, field)))
         for path in self.files():
-            if not Path(path).is_file():
+            if not located(path).is_file():
                 raise DataError(f"No such file: {path}.")
         if self.split_column and (self.validation_path or self.test_path):
             raise DataError("Give the splits either as a split column or as separate files, not both.")
@@ -66,8 +71,20 @@ class DataSource:
         return Path(self.path).stem
 
     def identity(self) -> dict:
-        """The description plus the content fingerprint of every file it reads."""
-        return asdict(self) | {"fingerprint": [file_fingerprint(p) for p in self.files()]}
+        """The description plus the content fingerprint of every file it reads (the run store leaves the
+        paths out of the run id: where a file lives does not change what a run computes, its content does)."""
+        return asdict(self) | {"fingerprint": [file_fingerprint(located(p)) for p in self.files()]}
+
+
+def portable(path: str) -> str:
+    """A file inside the project as a path relative to its root (the same from notebooks/ or a terminal)."""
+    full = Path(path).expanduser().resolve()
+    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else str(full)
+
+
+def located(path: str) -> Path:
+    """Where a stored path points: project-relative paths are relative to the project root."""
+    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -182,7 +199,7 @@ def read_source(source: DataSource) -> tuple[pd.DataFrame, list[str]]:
     for path, split in ((source.path, None), (source.validation_path, "validation"), (source.test_path, "test")):
         if path is None:
             continue
-        table = read_table(path, source.sep, source.encoding)
+        table = read_table(located(path), source.sep, source.encoding)
         _columns(table, source, path)
         part = _frame(table, source)
         if split:

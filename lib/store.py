@@ -40,8 +40,9 @@ from lib.device import environment
 from lib.models import default_attention
 from lib.paths import CHECKPOINT_DIR, ROOT, results_dir
 
-NOT_IN_ID = ("progress", "device")
-"""Config keys that do not change what a run computes, so not part of its id."""
+NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
+"""Config keys that do not change what a run computes, so not part of its id: progress bars, the device
+request, and where a data file lives (its content fingerprint is in the id)."""
 
 ADDED_LATER = {"truncation": "head"}
 """Config keys added after runs were stored, with their default: left out of the

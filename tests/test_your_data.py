@@ -314,10 +314,38 @@ def test_notebook_09_on_each_kind(tmp_path, kind, monkeypatch):
 
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
     parameters = {
-        "documents": {"DATA": write_documents(tmp_path / "news.csv"), "TEXT_COLUMN": "article", "LABEL_COLUMN": "topic",
-                      "GROUP_COLUMN": None, "TRUNCATION": "head+tail"},
-        "messages": {"DATA": write_messages(tmp_path / "sms.csv"), "TEXT_COLUMN": "text", "LABEL_COLUMN": "spam",
-                     "LABEL_NAMES": ["ham", "spam"], "GROUP_COLUMN": None},
+        "documents": {
+            "DATA": write_documents(tmp_path / "news.csv"),
+            "TEXT_COLUMN": "article",
+            "LABEL_COLUMN": "topic",
+            "GROUP_COLUMN": None,
+            "TRUNCATION": "head+tail",
+        },
+        "messages": {
+            "DATA": write_messages(tmp_path / "sms.csv"),
+            "TEXT_COLUMN": "text",
+            "LABEL_COLUMN": "spam",
+            "LABEL_NAMES": ["ham", "spam"],
+            "GROUP_COLUMN": None,
+        },
     }[kind]
     execute(NOTEBOOKS / "09_your_data.ipynb", "smoke", out_dir=tmp_path, parameters=parameters)
     assert (tmp_path / "results" / "figures" / "09_confusion.png").exists()
+
+
+def test_a_file_is_the_same_run_however_its_path_is_spelled(tmp_path, monkeypatch):
+    """notebooks/ and a terminal name the shipped example differently; a moved copy has the same content."""
+    import shutil
+
+    from lib.store import run_id
+
+    base = ablations.baseline_spec("smoke")
+    from_root = base.with_overrides(data=DataSource("data/amazon_review_sentences.csv", label_column="sentiment"))
+    monkeypatch.chdir(ROOT / "notebooks")
+    from_notebooks = base.with_overrides(
+        data=DataSource("../data/amazon_review_sentences.csv", label_column="sentiment")
+    )
+    shutil.copy(ROOT / "data" / "amazon_review_sentences.csv", tmp_path / "copy.csv")
+    moved = base.with_overrides(data=DataSource(str(tmp_path / "copy.csv"), label_column="sentiment"))
+    assert from_notebooks.data.path == "data/amazon_review_sentences.csv"  # stored project-relative
+    assert run_id(from_root.identity()) == run_id(from_notebooks.identity()) == run_id(moved.identity())
