@@ -103,7 +103,9 @@ def plot_seed_spread(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", capsize=0.1, alpha=0.6, ax=ax)
-    sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=hue is not None, color="black", size=4, ax=ax, legend=False)
+    sns.stripplot(
+        data=df, x=x, y=y, hue=hue, dodge=hue is not None, color="black", size=4, ax=ax, legend=False, jitter=False
+    )
     n = df.groupby([c for c in (x, hue) if c]).size()
     ax.set(
         title=f"{title} (mean ± std over {n.min()}–{n.max()} seeds)"
@@ -202,7 +204,8 @@ def plot_ablation(frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: st
         ax=a,
         color=sns.color_palette()[0],
     )
-    sns.stripplot(data=df, y="variant", x="acc", order=order, color="black", size=4, ax=a)
+    # no jitter: seaborn's is random, so every replay would redraw the PNG with different bytes
+    sns.stripplot(data=df, y="variant", x="acc", order=order, color="black", size=4, ax=a, jitter=False)
     majority = 100 * float(frame["test_majority"].iloc[0])
     a.axvline(
         majority, color="firebrick", ls=":", lw=1.5, label=f"majority class ({majority:.1f}%) — at or below = failed"
