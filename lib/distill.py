@@ -38,7 +38,7 @@ from lib.classify import predict, tokenize
 from lib.data import label_names, load_data
 from lib.experiment import FinetuneSpec
 from lib.models import load_model
-from lib.paths import ROOT
+from lib.paths import located
 from lib.store import Record, Run
 from lib.trainer import TrainConfig
 
@@ -82,9 +82,8 @@ def teacher_logits(teacher: Path | str, spec: FinetuneSpec) -> np.ndarray:
     Cached per teacher and split within a process: every seed of a student
     sees the same soft targets, computed once (≈ 6 s for 2,048 sentences).
     """
-    teacher = teacher if Path(teacher).is_absolute() else ROOT / teacher
     return _teacher_logits(
-        str(teacher),
+        str(located(teacher)),
         spec.data,
         spec.max_train_examples,
         spec.max_eval_examples,
@@ -228,7 +227,7 @@ def compression_table(
     """
     dsd = teacher_spec.dataset()
     names = label_names(dsd)
-    tok_t, teacher = load_model(str(ROOT / teacher_run.checkpoint), label_names=names)
+    tok_t, teacher = load_model(str(located(teacher_run.checkpoint)), label_names=names)
     teacher_int8 = quantize_int8(teacher)
     tok_s, student_shape = load_model("bert-mini", label_names=names, vocab="news-8k")
     texts = list(dsd["test"]["text"][:sentences])

@@ -96,20 +96,16 @@ def recalls(run: store.Run) -> str:
     return ", ".join(f"{n} {100 * r:.1f}%" for n, r in zip(names, per))
 
 
-def _spread(x) -> str:
-    return f"{x.mean():.1f} ± {x.std(ddof=1):.1f}" if len(x) > 1 else f"{x.mean():.1f}"
-
-
 def report(runs: list[store.Run], floor: dict, experiment: str, profile: str) -> str:
     """What the terminal prints: per seed and over seeds, against the floor, and where the outputs are."""
     frame = store.runs_frame(runs).assign(seed=[r.config["train"]["seed"] for r in runs])
     lines = [f"{'seed':>4}  {'accuracy':>8}  {'macro-F1':>8}  recall per class"]
     lines += [f"{r.config['train']['seed']:>4}  {100 * r.metrics['test_accuracy']:>7.1f}%  "
               f"{100 * r.metrics['test_macro_f1']:>7.1f}%  {recalls(r)}" for r in runs]
-    acc, f1 = 100 * frame["test_accuracy"], 100 * frame["test_macro_f1"]
+    acc, f1 = stats.mean_std(frame.assign(all="all"), "all", ["test_accuracy", "test_macro_f1"]).iloc[0, :2]
     failed = int(stats.failed_runs(frame).sum())
     lines += [
-        f"over {len(runs)} seed(s): accuracy {_spread(acc)}%, macro-F1 {_spread(f1)}%; failed runs (at or below the "
+        f"over {len(runs)} seed(s): accuracy {acc}%, macro-F1 {f1}%; failed runs (at or below the "
         f"majority class, {100 * frame['test_majority'].iloc[0]:.1f}%): {failed}/{len(runs)}",
         f"TF-IDF + logistic regression floor on the same split: accuracy {100 * floor['test_accuracy']:.1f}%, "
         f"macro-F1 {100 * floor['test_macro_f1']:.1f}%",

@@ -18,6 +18,17 @@ CACHE_DIR = Path(os.environ.get("WORKBOOK_CACHE_DIR", ROOT / ".cache"))
 CHECKPOINT_DIR = Path(os.environ.get("WORKBOOK_CHECKPOINT_DIR", ROOT / "checkpoints"))
 
 
+def portable(path: str | Path) -> Path:
+    """A path inside the project relative to its root (the same from notebooks/ or a terminal); others absolute."""
+    full = Path(path).expanduser().resolve()
+    return full.relative_to(ROOT) if full.is_relative_to(ROOT) else full
+
+
+def located(path: str | Path) -> Path:
+    """Where a stored path points: project-relative paths are relative to the project root, not the cwd."""
+    return Path(path) if Path(path).is_absolute() else ROOT / path
+
+
 def results_dir(profile: str = "quick") -> Path:
     """The folder a run in `profile` writes to (created on demand by writers)."""
     check_profile(profile)

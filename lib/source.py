@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.paths import ROOT
+from lib.paths import located, portable
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "dev": "validation", "test": "test"}
@@ -55,7 +55,7 @@ class DataSource:
             object.__setattr__(self, "label_names", tuple(self.label_names))
         for field in ("path", "validation_path", "test_path"):  # one spelling per file, from any working directory
             if getattr(self, field) is not None:
-                object.__setattr__(self, field, portable(getattr(self, field)))
+                object.__setattr__(self, field, str(portable(getattr(self, field))))
         for path in self.files():
             if not located(path).is_file():
                 raise DataError(f"No such file: {path}.")
@@ -75,16 +75,6 @@ class DataSource:
         paths out of the run id: where a file lives does not change what a run computes, its content does)."""
         return asdict(self) | {"fingerprint": [file_fingerprint(located(p)) for p in self.files()]}
 
-
-def portable(path: str) -> str:
-    """A file inside the project as a path relative to its root (the same from notebooks/ or a terminal)."""
-    full = Path(path).expanduser().resolve()
-    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else str(full)
-
-
-def located(path: str) -> Path:
-    """Where a stored path points: project-relative paths are relative to the project root."""
-    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def file_fingerprint(path: str | Path) -> str:

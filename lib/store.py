@@ -38,7 +38,7 @@ import pandas as pd
 from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
 from lib.models import default_attention
-from lib.paths import CHECKPOINT_DIR, ROOT, results_dir
+from lib.paths import CHECKPOINT_DIR, located, portable, results_dir
 
 NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
 """Config keys that do not change what a run computes, so not part of its id: progress bars, the device
@@ -128,12 +128,7 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 def checkpoint_dir(kind: str, rid: str) -> Path:
     """Where a run's weights go, relative to the project root when inside it (configs that name it stay portable)."""
-    path = CHECKPOINT_DIR / kind / rid
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
-
-def _absolute(path: Path) -> Path:
-    return path if path.is_absolute() else ROOT / path
+    return portable(CHECKPOINT_DIR / kind / rid)
 
 
 # ------------------------------------------------------------------ folders
@@ -242,10 +237,10 @@ def _copy_in(found: Path, final: Path) -> None:
 
 def _report_difference(stored: dict, fresh: dict, rid: str) -> None:
     """A recomputed run (its checkpoint was missing) is compared with its record, never written over it."""
-    keys = [k for k, v in stored.items() if isinstance(v, (int, float)) and not k.endswith("seconds") and k in fresh]
-    diffs = {k: fresh[k] - stored[k] for k in keys if isinstance(fresh[k], (int, float)) and fresh[k] != stored[k]}
-    if diffs:
-        shown = ", ".join(f"{k} {stored[k]:.4g} → {fresh[k]:.4g}" for k, _ in list(diffs.items())[:4])
+    changed = [k for k, v in stored.items() if isinstance(v, (int, float)) and not k.endswith("seconds")
+               and isinstance(fresh.get(k), (int, float)) and fresh[k] != v]
+    if changed:
+        shown = ", ".join(f"{k} {stored[k]:.4g} → {fresh[k]:.4g}" for k in changed[:4])
         print(
             f"note: run {rid} was recomputed to rebuild its checkpoint and differs from its stored record "
             f"({shown}); the record is kept (force=True replaces it).",
@@ -276,12 +271,12 @@ def run(
     ckpt = checkpoint_dir(spec.kind, rid) if keep else None
     with locked(root / "runs" / ".locks" / rid):  # two processes asking for one run: the second replays it
         found = None if force else stored_path(experiment, config, profile)
-        have_weights = ckpt is None or (_absolute(ckpt) / "config.json").exists()
+        have_weights = ckpt is None or (located(ckpt) / "config.json").exists()
         cached = found is not None and have_weights
         if not cached:
             record = spec.compute(profile, stop_on_divergence)
             if ckpt is not None and record.save_checkpoint is not None:
-                with atomic_path(_absolute(ckpt)) as tmp:
+                with atomic_path(located(ckpt)) as tmp:
                     record.save_checkpoint(tmp)
             if found is not None:  # only the weights were missing
                 _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
