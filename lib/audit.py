@@ -46,6 +46,7 @@ MACHINE = ("device_name", "cpu_matmul", "torch")
 def spec_from_config(config: dict) -> FinetuneSpec:
     """The fine-tuning spec a stored `config.json` describes."""
     fields = dict(config)
+    fields.pop("model_fingerprint", None)  # recomputed from the model folder by the spec itself
     train = TrainConfig(**{**fields.pop("train"), "progress": False})
     if isinstance(fields["data"], dict):
         fields["data"] = DataSource(**{k: v for k, v in fields["data"].items() if k != "fingerprint"})

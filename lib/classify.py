@@ -76,22 +76,35 @@ def tokenize(
 
 
 def make_loader(
-    ds: datasets.Dataset, tokenizer, batch_size: int, shuffle_seed: int | None, group_by_length: bool
+    ds: datasets.Dataset, tokenizer, batch_size: int, order: torch.Generator | None, group_by_length: bool
 ) -> DataLoader:
-    """Dynamic padding; for training, length-grouped shuffled batches (less padding).
+    """Dynamic padding; for training (`order` given), length-grouped shuffled batches (less padding).
+
+    `order` is the run's one shuffling generator: each epoch draws its order from where the previous
+    left off, so epoch 1 of seed s is not epoch 0 of seed s + 1 (as a seed + epoch scheme would make it).
 
     Every column of `ds` goes into the batches (token ids, labels and any
     per-example training column a caller added).
     """
     collate = DataCollatorWithPadding(tokenizer)
     ds = ds.with_format("torch", columns=list(ds.column_names))
-    if shuffle_seed is None:
+    if order is None:
         return DataLoader(ds, batch_size=batch_size, collate_fn=collate)
-    gen = torch.Generator().manual_seed(shuffle_seed)
     if group_by_length:
-        sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=gen)
+        sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=order)
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate)
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=collate)
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate)
+
+
+def epoch_loaders(ds: datasets.Dataset, tokenizer, cfg: TrainConfig) -> Callable[[int], DataLoader]:
+    """epoch → that epoch's training loader. One shuffling generator, seeded once per run, serves every
+    epoch, so seeds share no batch order (with `seed + epoch` seeds, epoch 1 of seed s was epoch 0 of s + 1)."""
+    order = torch.Generator().manual_seed(cfg.seed)
+
+    def loader(epoch: int) -> DataLoader:
+        return make_loader(ds, tokenizer, cfg.batch_size, order, cfg.group_by_length)
+
+    return loader
 
 
 @torch.no_grad()
@@ -174,11 +187,10 @@ def finetune(
             raise ValueError(f"{len(values)} rows of {column!r} for {len(tok['train'])} training examples.")
         tok["train"] = tok["train"].add_column(column, np.asarray(values, dtype=np.float32).tolist())
 
-    def train_loader(epoch: int) -> DataLoader:
-        return make_loader(tok["train"], tokenizer, cfg.batch_size, cfg.seed + epoch, cfg.group_by_length)
+    train_loader = epoch_loaders(tok["train"], tokenizer, cfg)
 
     def evaluate(_: torch.nn.Module) -> dict[str, float]:
-        logits, y, loss = predict(model, tok["validation"], tokenizer, cfg.eval_batch_size, cfg.bf16)
+        logits, y, loss = predict(model, tok["validation"], tokenizer, cfg.eval_batch_size, cfg.use_bf16)
         return classification_metrics(y, logits.argmax(-1)) | {"loss": loss}
 
     set_seed(cfg.seed)
@@ -187,7 +199,7 @@ def finetune(
     fitted = fit(trained, train_loader, n_batches, evaluate, cfg, groups=groups, stop_on_divergence=stop_on_divergence)
 
     test_start = time.perf_counter()
-    logits, y, test_loss = predict(model, tok["test"], tokenizer, cfg.eval_batch_size, cfg.bf16)
+    logits, y, test_loss = predict(model, tok["test"], tokenizer, cfg.eval_batch_size, cfg.use_bf16)
     pred = logits.argmax(-1)
     probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
     metrics = {f"test_{k}": v for k, v in classification_metrics(y, pred).items()}
@@ -198,6 +210,7 @@ def finetune(
         "best_step": fitted.best_step,
         "steps": fitted.steps,
         "stopped_early": fitted.stopped_early,
+        "precision": "bf16" if cfg.use_bf16 else "fp32",  # what this machine ran; the request is in the config
         "train_seconds": round(fitted.seconds, 2),
         "test_seconds": round(time.perf_counter() - test_start, 2),
         "train_tokens_per_s": round(float(fitted.history["tokens"].iloc[-1]) / fitted.seconds, 1)

@@ -89,7 +89,7 @@ def teacher_logits(teacher: Path | str, spec: FinetuneSpec) -> np.ndarray:
         spec.max_eval_examples,
         spec.max_test_examples,
         spec.train.max_length,
-        bool(spec.train.bf16),
+        spec.train.use_bf16,
     ).copy()
 
 
@@ -182,12 +182,12 @@ def latency_ms(
     return 1000 * statistics.median(times)
 
 
-def evaluate_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> float:
-    """Test accuracy of an (e.g. quantised) classifier on `spec`'s test split, fp32 on CPU."""
+def correct_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> np.ndarray:
+    """Per test sentence of `spec`, whether an (e.g. quantised) classifier is right; fp32 on CPU."""
     logits, y, _ = predict(
         model.to("cpu"), tokenize(spec.dataset(), tokenizer, spec.train.max_length)["test"], tokenizer, bf16=False
     )
-    return float((logits.argmax(-1) == y).mean())
+    return logits.argmax(-1) == y
 
 
 def notebook_specs(profile: str = "quick", device: str = "auto") -> tuple[FinetuneSpec, FinetuneSpec]:
@@ -195,7 +195,7 @@ def notebook_specs(profile: str = "quick", device: str = "auto") -> tuple[Finetu
     weights, lr 3e-4, batch 32), on the profile's number of training sentences."""
     p = profiles.get(profile)
     teacher = ablations.baseline_spec(profile, device=device).with_overrides(
-        lr=ablations.ABLATION_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs
+        lr=ablations.ABLATION_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs, batch_size=16
     )
     student = FinetuneSpec(
         model="bert-mini",
@@ -217,31 +217,52 @@ def _cost(model: nn.Module, tokenizer, texts: list[str]) -> dict[str, float]:
     }
 
 
-def compression_table(
-    teacher_run: Run, teacher_spec: FinetuneSpec, students: pd.DataFrame, sentences: int
-) -> pd.DataFrame:
-    """Accuracy, parameters, size and CPU latency of the teacher in fp32 and int8 and of each student variant.
+@dataclass
+class CompressionSpec:
+    """Notebook 08's measurements as a stored run: the teacher in fp32 and int8 (per test sentence, whether each
+    is right), parameters, size on disk and CPU latency of the teacher, its int8 copy and the students.
 
-    `students` has one row per student run (`variant`, `test_accuracy`); the students share one
-    architecture, so their cost is measured once, on a fresh bert-mini of the same shape.
+    Latency differs at every measurement, so it is measured once and replayed like any run: a replay shows the
+    stored table and leaves `results/` unchanged. Its identity is the runs it measures and the sentence count.
     """
-    dsd = teacher_spec.dataset()
-    names = label_names(dsd)
-    tok_t, teacher = load_model(str(located(teacher_run.checkpoint)), label_names=names)
-    teacher_int8 = quantize_int8(teacher)
-    tok_s, student_shape = load_model("bert-mini", label_names=names, vocab="news-8k")
-    texts = list(dsd["test"]["text"][:sentences])
-    int8_acc = evaluate_on_test(teacher_int8, tok_t, teacher_spec)
-    rows = [
-        {"model": "teacher: MiniLM-L6, fp32", "test accuracy (%)": f"{100 * teacher_run.metrics['test_accuracy']:.1f}"}
-        | _cost(teacher, tok_t, texts),
-        {"model": "teacher: MiniLM-L6, dynamic int8", "test accuracy (%)": f"{100 * int8_acc:.1f}"}
-        | _cost(teacher_int8, tok_t, texts)
-        | {"params (M)": count_params(teacher) / 1e6},
-    ]
-    student_cost = _cost(student_shape, tok_s, texts)
-    for variant, part in students.groupby("variant", sort=False):
-        acc = 100 * part["test_accuracy"]
-        shown = f"{acc.mean():.1f} ± {acc.std():.1f} ({len(acc)} seeds)"
-        rows.append({"model": f"student: bert-mini, {variant}", "test accuracy (%)": shown} | student_cost)
-    return pd.DataFrame(rows).set_index("model")
+
+    teacher_run: Run = field(compare=False)
+    teacher_spec: FinetuneSpec = field(compare=False)
+    students: pd.DataFrame = field(compare=False)  # one row per student run: variant, test_accuracy, run (a Run)
+    sentences: int = 128
+
+    kind = "compression"
+    keeps_checkpoint = False
+
+    def identity(self) -> dict:
+        return {"teacher": self.teacher_run.run_id, "students": sorted(r.run_id for r in self.students["run"]),
+                "sentences": self.sentences}
+
+    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+        """Quantise and time now; the table goes into the metrics, per-sentence correctness into predictions."""
+        dsd = self.teacher_spec.dataset()
+        names = label_names(dsd)
+        tok_t, teacher = load_model(str(located(self.teacher_run.checkpoint)), label_names=names)
+        teacher_int8 = quantize_int8(teacher)
+        tok_s, student_shape = load_model("bert-mini", label_names=names, vocab="news-8k")
+        texts = list(dsd["test"]["text"][: self.sentences])
+        correct = pd.DataFrame({"fp32_correct": correct_on_test(teacher, tok_t, self.teacher_spec),
+                                "int8_correct": correct_on_test(teacher_int8, tok_t, self.teacher_spec)}).astype(int)
+        acc = {k: f"{100 * correct[f'{k}_correct'].mean():.1f}" for k in ("fp32", "int8")}
+        rows = [
+            {"model": "teacher: MiniLM-L6, fp32", "test accuracy (%)": acc["fp32"]} | _cost(teacher, tok_t, texts),
+            {"model": "teacher: MiniLM-L6, dynamic int8", "test accuracy (%)": acc["int8"]}
+            | _cost(teacher_int8, tok_t, texts)
+            | {"params (M)": count_params(teacher) / 1e6},
+        ]
+        student_cost = _cost(student_shape, tok_s, texts)  # the students share one architecture: measured once
+        for variant, part in self.students.groupby("variant", sort=False):
+            acc = 100 * part["test_accuracy"]
+            shown = f"{acc.mean():.1f} ± {acc.std():.1f} ({len(acc)} seeds)"
+            rows.append({"model": f"student: bert-mini, {variant}", "test accuracy (%)": shown} | student_cost)
+        return Record({"table": rows, "threads": torch.get_num_threads()}, pd.DataFrame({"step": []}), correct)
+
+
+def compression_table(run: Run) -> pd.DataFrame:
+    """The stored measurements of a `CompressionSpec` run, one row per model."""
+    return pd.DataFrame(run.metrics["table"]).set_index("model")

@@ -15,7 +15,7 @@ from datasets import DatasetDict
 
 from lib.classify import METRICS, finetune
 from lib.data import DATA_VERSION, is_file_name, label_names, load_data
-from lib.models import load_model, position_limit, save_checkpoint
+from lib.models import INITS, fingerprint, load_model, position_limit, save_checkpoint
 from lib.source import DataSource
 from lib.store import Record
 from lib.trainer import ConfigError, TrainConfig, check_warmup, num_update_steps
@@ -29,6 +29,7 @@ class FinetuneSpec:
     data_version: int = DATA_VERSION
     model: str = "minilm-l6"
     vocab: str = "news-8k"  # only used by from-scratch models
+    init: str = "pretrained"  # "random": the same architecture with fresh weights (what does pretraining buy?)
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     max_test_examples: int | None = None  # smoke profile only
@@ -40,6 +41,8 @@ class FinetuneSpec:
     def __post_init__(self) -> None:
         if isinstance(self.data, str) and is_file_name(self.data):
             self.data = DataSource(self.data)  # default columns text, label
+        if self.init not in INITS:
+            raise ConfigError(f"init={self.init!r}; choose one of {INITS}.")
         if self.train.metric not in METRICS:
             raise ConfigError(f"metric={self.train.metric!r} is not a fine-tuning metric; choose one of {METRICS}.")
         limit = position_limit(self.model)
@@ -70,10 +73,13 @@ class FinetuneSpec:
         return [self.with_overrides(seed=s) for s in seeds]
 
     def identity(self) -> dict:
-        """The spec's fields; for your own file, its description and its content fingerprint."""
+        """The spec's fields; for your own file, its description and its content fingerprint; for a model
+        folder, what wrote it (`lib.models.fingerprint`), so a re-trained checkpoint makes a new run."""
         out = asdict(self)
         if isinstance(self.data, DataSource):
             out["data"] = self.data.identity()
+        if (model := fingerprint(self.model)) is not None:
+            out["model_fingerprint"] = model
         return out
 
     def dataset(self) -> DatasetDict:
@@ -91,7 +97,7 @@ class FinetuneSpec:
         dsd = self.dataset()
         names = label_names(dsd)
         tokenizer, model = load_model(
-            self.model, "classification", label_names=names, vocab=self.vocab, seed=self.train.seed
+            self.model, "classification", label_names=names, vocab=self.vocab, seed=self.train.seed, init=self.init
         )
         result = finetune(model, tokenizer, dsd, self.train, stop_on_divergence=stop_on_divergence, **finetune_kwargs)
         metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}

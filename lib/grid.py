@@ -26,6 +26,7 @@ class Sweep:
     baseline: str
     seeds: list[int]
     datasets: list[str | DataSource] = field(default_factory=lambda: ["movie_snippets"])
+    cell_seeds: dict[str, list[int]] = field(default_factory=dict)  # variants that run more (or other) seeds
 
     def __post_init__(self) -> None:
         if not self.variants or not self.seeds or not self.datasets:
@@ -40,8 +41,12 @@ class Sweep:
             (name, self.base.with_overrides(data=data, seed=seed, **overrides))
             for data in self.datasets
             for name, overrides in self.variants.items()
-            for seed in self.seeds
+            for seed in self.seeds_of(name)
         ]
+
+    def seeds_of(self, variant: str) -> list[int]:
+        """The seeds `variant` runs: its own list if it has one (a failure-rate cell needs more), else `seeds`."""
+        return self.cell_seeds.get(variant, self.seeds)
 
     def subset(self, variants: list[str]) -> Sweep:
         """The same grid with only `variants` (the baseline is always kept)."""
@@ -49,14 +54,19 @@ class Sweep:
         if unknown:
             raise ValueError(f"Unknown variant(s) {unknown}; this grid has {list(self.variants)}.")
         keep = {n: o for n, o in self.variants.items() if n in variants or n == self.baseline}
-        return Sweep(self.experiment, self.base, keep, self.baseline, self.seeds, self.datasets)
+        seeds = {n: s for n, s in self.cell_seeds.items() if n in keep}
+        return Sweep(self.experiment, self.base, keep, self.baseline, self.seeds, self.datasets, seeds)
 
-    def on(self, data: str | DataSource, model: str | None = None, **overrides) -> Sweep:
-        """The same grid on your data (and model, and base overrides), stored under an experiment name of its own."""
+    def on(
+        self, data: str | DataSource, model: str | None = None, seeds: list[int] | None = None, **overrides
+    ) -> Sweep:
+        """The same grid on your data (and model, seeds for every cell, and base overrides), stored under an
+        experiment name of its own."""
         other_model = model is not None and model != self.base.model
         base = self.base.with_overrides(**overrides, **({"model": model} if model else {}))
         name = f"{self.experiment}__{data_label(data)}" + (f"__{Path(model).name}" if other_model else "")
-        return Sweep(name, base, self.variants, self.baseline, self.seeds, [data])
+        cell_seeds = self.cell_seeds if seeds is None else {}
+        return Sweep(name, base, self.variants, self.baseline, seeds or self.seeds, [data], cell_seeds)
 
     def run_ids(self) -> dict[str, str]:
         """run_id → variant, to pick this grid's rows out of a results CSV."""

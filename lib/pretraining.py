@@ -66,9 +66,11 @@ class PretrainSpec:
         eval_batches = [fixed(held_out[i : i + 64]) for i in range(0, len(held_out), 64)]  # masked once
         bs = self.train.batch_size
 
+        shuffler = random.Random(self.train.seed)  # once per run: epochs draw on, seeds share no order
+
         def batches(epoch: int):
             order = list(range(len(train)))
-            random.Random(self.train.seed + epoch).shuffle(order)
+            shuffler.shuffle(order)
             for i in range(0, len(order) - bs + 1, bs):
                 yield collate([train[j] for j in order[i : i + bs]])
 
@@ -84,6 +86,7 @@ class PretrainSpec:
         # fit restored the best-evaluated weights, so their held-out metrics are already known
         metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()} | {
             "steps": fitted.steps,
+            "precision": "bf16" if self.train.use_bf16 else "fp32",
             "train_seconds": round(fitted.seconds, 2),
             "train_pairs": len(train),
             "tokens_per_s": round(float(fitted.history["tokens"].iloc[-1]) / fitted.seconds, 1),

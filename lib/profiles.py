@@ -1,9 +1,11 @@
 """Everything that differs between the `smoke`, `quick` and `full` profiles, in one place.
 
 * smoke — seconds per notebook: the tests run every notebook in it.
-* quick — the default: the whole workbook on a 2-core CPU (a class).
-* full — paper-scale settings: all data, 5 seeds, both data sets, complete
-  grids, long pretraining (GPU recommended).
+* quick — the default: the whole workbook on a 2-core CPU (a class), in the
+  few-sample regime (256 training sentences), with the seeds each hypothesis
+  needs: 5 per cell compared by accuracy, 10 per cell compared by failure rate.
+* full — paper-scale settings: all data, both data sets, 10 / 20 seeds per
+  ablation cell, wider grids, long pretraining (GPU recommended).
 
 Notebooks and command lines read their budgets from `get(profile)`; a
 notebook's parameters cell names the profile and at most overrides a value.
@@ -47,13 +49,21 @@ class PretrainBudget:
 
 @dataclass(frozen=True)
 class Grids:
-    """The cells of every ablation grid (lib.ablations turns them into sweeps)."""
+    """The cells and seeds of every ablation grid (lib.ablations turns them into sweeps).
 
-    warmup: dict[str, list[tuple[str, float]]]  # "working" / "aggressive" rate → (schedule, warmup ratio)
-    weight_decay: list[tuple[str, float, bool]]  # (optimizer, λ, exclude bias and LayerNorm)
-    llrd_lrs: list[float]
-    llrd_xis: list[float]
-    batch_seq_full: bool  # False: the smoke subset of notebook 07's cells
+    Fewer cells with more seeds: each notebook's cells are the ones its hypothesis compares.
+    """
+
+    paired_seeds: list[int]  # cells compared by mean accuracy, paired by seed (04, 05 at the working rate, 07)
+    failure_seeds: list[int]  # cells whose question is the failure rate (03; 05 at the aggressive rate; 08)
+    warmup_ratios: list[float]  # 03: linear schedule at the aggressive rate
+    warmup_shapes: bool  # full: also cosine / constant schedules, and warmup at the working rate
+    weight_decays: list[float]  # 04: each λ for AdamW and for Adam+L2
+    decay_everything: bool  # full: also AdamW with biases and LayerNorm decayed, and no decay at all
+    llrd_xis: list[float]  # 05: at the working and at the aggressive rate
+    batch_factor: int  # 07: batch × factor, at equal epochs (fewer updates) and at equal updates
+    lengths: list[int]  # 07: maximum lengths besides 128
+    truncations: list[str]  # 07: which end of a long text is kept at TRUNCATION_LENGTH tokens
 
 
 @dataclass(frozen=True)
@@ -68,14 +78,14 @@ class Profile:
     pretrain: PretrainBudget
     pitfall_sentences: int  # notebook 06: training sentences for its small demonstrations
     pitfall_steps: int
+    curve_examples: list[int]  # notebook 02: training-set sizes of the learning curve, besides the budget's own
+    distill_alphas: list[float]  # notebook 08: weights of the teacher's soft targets; 0 = labels only
     distill_examples: int | None  # notebook 08
     distill_teacher_epochs: float
     distill_student_epochs: float
     latency_sentences: int
     progress: bool = field(default=True)  # progress bars (off in smoke: test logs stay readable)
 
-
-_FULL_WARMUP = [(s, w) for s in ("linear", "cosine", "constant") for w in (0.0, 0.06, 0.1, 0.2)]
 
 _PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -84,15 +94,22 @@ _PROFILES: dict[str, Profile] = {
         seeds=[0],
         datasets=["movie_snippets"],
         grids=Grids(
-            warmup={"working": [("linear", 0.1)], "aggressive": [("linear", 0.0)]},
-            weight_decay=[("adamw", 0.01, True), ("adamw", 0.1, False)],
-            llrd_lrs=[1e-4],
-            llrd_xis=[1.0, 0.8],
-            batch_seq_full=False,
+            paired_seeds=[0],
+            failure_seeds=[0, 1],
+            warmup_ratios=[0.0, 0.1],
+            warmup_shapes=False,
+            weight_decays=[0.01],
+            decay_everything=False,
+            llrd_xis=[1.0, 0.5],
+            batch_factor=2,
+            lengths=[],
+            truncations=["head", "tail"],
         ),
         pretrain=PretrainBudget("bert-tiny", 64, 20, 40, 32, 3, 8, 64, 64, 1, mlm_only_too=False),
         pitfall_sentences=32,
         pitfall_steps=3,
+        curve_examples=[96],
+        distill_alphas=[0.0, 0.5],
         distill_examples=48,
         distill_teacher_epochs=1,
         distill_student_epochs=1,
@@ -101,28 +118,26 @@ _PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        finetune=FinetuneBudget(512, 256, None, epochs=2, batch_size=16),
+        finetune=FinetuneBudget(256, 256, None, epochs=2, batch_size=8),
         seeds=[0, 1, 2],
         datasets=["movie_snippets"],
         grids=Grids(
-            warmup={
-                "working": [("linear", 0.1), ("linear", 0.0)],
-                "aggressive": [("linear", 0.0), ("linear", 0.1), ("linear", 0.2), ("cosine", 0.1), ("constant", 0.1)],
-            },
-            weight_decay=[
-                ("adamw", 0.01, True),
-                ("adamw", 0.0, True),
-                ("adamw", 0.1, True),
-                ("adamw", 0.1, False),
-                ("adam_l2", 0.1, True),
-            ],
-            llrd_lrs=[2e-5, 1e-4],
-            llrd_xis=[1.0, 0.95, 0.9, 0.85],
-            batch_seq_full=True,
+            paired_seeds=[0, 1, 2, 3, 4],
+            failure_seeds=list(range(10)),
+            warmup_ratios=[0.0, 0.1, 0.2],
+            warmup_shapes=False,
+            weight_decays=[0.001, 0.01, 0.1],
+            decay_everything=False,
+            llrd_xis=[1.0, 0.5],
+            batch_factor=2,
+            lengths=[],
+            truncations=["head", "tail", "head+tail"],
         ),
         pretrain=PretrainBudget("bert-mini", 128, 250, None, 64, 60, 16, 1024, None, 3, mlm_only_too=False),
         pitfall_sentences=128,
         pitfall_steps=8,
+        curve_examples=[1024],
+        distill_alphas=[0.0, 0.5],
         distill_examples=2048,
         distill_teacher_epochs=2,
         distill_student_epochs=2,
@@ -134,23 +149,22 @@ _PROFILES: dict[str, Profile] = {
         seeds=[0, 1, 2, 3, 4],
         datasets=["movie_snippets", "trec6"],
         grids=Grids(
-            warmup={"working": _FULL_WARMUP, "aggressive": _FULL_WARMUP},
-            weight_decay=[
-                ("adamw", 0.01, True),
-                ("adamw", 0.0, True),
-                ("adamw", 0.1, True),
-                ("adamw", 0.01, False),
-                ("adamw", 0.1, False),
-                ("adam_l2", 0.01, True),
-                ("adam_l2", 0.1, True),
-            ],
-            llrd_lrs=[2e-5, 5e-5, 1e-4],
-            llrd_xis=[1.0, 0.95, 0.9, 0.85, 0.8],
-            batch_seq_full=True,
+            paired_seeds=list(range(10)),
+            failure_seeds=list(range(20)),
+            warmup_ratios=[0.0, 0.06, 0.1, 0.2],
+            warmup_shapes=True,
+            weight_decays=[0.001, 0.01, 0.1],
+            decay_everything=True,
+            llrd_xis=[1.0, 0.95, 0.9, 0.5],
+            batch_factor=4,
+            lengths=[64, 32],
+            truncations=["head", "tail", "head+tail"],
         ),
         pretrain=PretrainBudget("bert-mini", 128, 20_000, None, 128, 2_000, 32, None, None, 3, mlm_only_too=True),
         pitfall_sentences=256,
         pitfall_steps=8,
+        curve_examples=[],
+        distill_alphas=[0.0, 0.5, 1.0],
         distill_examples=None,
         distill_teacher_epochs=3,
         distill_student_epochs=4,

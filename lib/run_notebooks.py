@@ -5,6 +5,10 @@ per notebook with `smoke`. Executed copies go to `executed/<profile>/` (git
 ignored: notebooks are committed without outputs); the notebooks write
 `results/`. Notebooks run one after another — two torch processes on a 2-core
 CPU slow each other about 8×.
+
+`results/notebook_times.csv` holds the time each notebook took when it last
+*computed* something: a notebook that only replayed stored runs keeps its
+recorded time, so a replay leaves git clean (a replay's own time is printed).
 """
 
 from __future__ import annotations
@@ -48,31 +52,37 @@ def execute(notebook: Path, profile: str, out_dir: Path | None = None, parameter
     return time.perf_counter() - start
 
 
+def _finished_runs(profile: str) -> set[Path]:
+    return set((results_dir(profile) / "runs").glob("*/*/metrics.json"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.splitlines()[0])
     parser.add_profile()
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    times = []
+    path = results_dir(args.profile) / "notebook_times.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["notebook", "profile", "seconds"])
+    times, total = [], 0.0
     for nb in notebooks():
         if args.only and args.only not in nb.name:
             continue
         print(f"[{args.profile}] {nb.name} ...", flush=True)
+        before = _finished_runs(args.profile)
         seconds = execute(nb, args.profile)
-        print(f"[{args.profile}] {nb.name} done in {seconds:.0f} s", flush=True)
-        times.append({"notebook": nb.name, "profile": args.profile, "seconds": round(seconds, 1)})
-    if times:
-        out = results_dir(args.profile)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "notebook_times.csv"
-        new = pd.DataFrame(times)
-        if args.only and path.exists():  # keep the other notebooks' last measured times
-            old = pd.read_csv(path)
-            new = pd.concat([old[~old["notebook"].isin(new["notebook"])], new]).sort_values("notebook")
-        write_table(new, path, index=False)
-        print(f"total {new['seconds'].sum() / 60:.1f} min over {len(new)} notebooks; times in {path}")
-        print("report:", report.write(args.profile))  # again, now with the wall times
+        total += seconds
+        computed = _finished_runs(args.profile) - before
+        print(f"[{args.profile}] {nb.name} done in {seconds:.0f} s ({len(computed)} new runs)", flush=True)
+        if computed or nb.name not in set(old["notebook"].tolist()):
+            times.append({"notebook": nb.name, "profile": args.profile, "seconds": round(seconds, 1)})
+    print(f"this pass: {total / 60:.1f} min", flush=True)
+    if times:  # keep the other notebooks' last computing times
+        new = pd.concat([old[~old["notebook"].isin([t["notebook"] for t in times])], pd.DataFrame(times)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(new.sort_values("notebook"), path, index=False)
+        print(f"times of notebooks that computed runs in {path}")
+    print("report:", report.write(args.profile))
     return 0
 
 

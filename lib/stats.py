@@ -97,26 +97,122 @@ def compare(
         paired = g.set_index(seed)[metric] * scale
         shared = sorted(set(paired.index) & set(base.index))
         d = (paired.loc[shared] - base.loc[shared]).to_numpy(dtype=float)
-        dlo, dhi = ci95(d)
+        dlo, dhi = ci95(d) if not _constant(d) else (math.nan, math.nan)
+        p = paired_p(d)
         row |= {
             "paired_seeds": len(d),
             "diff": d.mean() if len(d) else math.nan,
             "diff_std": d.std(ddof=1) if len(d) > 1 else math.nan,
             "diff_ci_low": dlo,
             "diff_ci_high": dhi,
-            "p": _paired_p(d),
-            "significant": bool(len(d) > 1 and (dlo > 0 or dhi < 0)),
+            "p": p,
+            "mde": mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan,
+            "significant": bool(len(d) > 1 and ((dlo > 0 or dhi < 0) if dlo == dlo else p < ALPHA)),
         }
         rows.append(row)
-    return pd.DataFrame(rows).set_index(by)
+    out = pd.DataFrame(rows).set_index(by)
+    out.attrs["baseline"] = baseline
+    return out
 
 
-def _paired_p(d: np.ndarray) -> float:
+def _constant(d: np.ndarray) -> bool:
+    return len(d) > 1 and bool(np.allclose(d, d[0], rtol=0, atol=1e-9))
+
+
+def paired_p(d: np.ndarray) -> float:
+    """Two-sided p of paired differences `d`: the t-test, or where every difference is the same (no spread:
+    the t statistic is undefined, and a t-test would say p = 0) the exact sign test, p = 2 · 0.5ⁿ."""
+    d = np.asarray(d, dtype=float)
     if len(d) < 2:
         return math.nan
-    if np.allclose(d, d[0]):  # no spread: the t statistic is undefined
-        return 0.0 if d[0] != 0 else 1.0
+    if _constant(d):
+        return 1.0 if abs(d[0]) < 1e-9 else min(1.0, 2 * 0.5 ** len(d))
     return float(st.ttest_1samp(d, 0.0).pvalue)
+
+
+POWER = 0.8
+"""Power at which the smallest detectable effect (MDE) is stated."""
+
+
+def mde_paired(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest true mean difference a two-sided paired t-test on `n` pairs detects with `power`, when the
+    differences spread with standard deviation `sd`: (t_{1−α/2} + t_{power}) · sd / √n, n − 1 degrees of freedom."""
+    if n < 2 or not sd == sd or sd <= 0:
+        return math.nan
+    df = n - 1
+    return float((st.t.ppf(1 - alpha / 2, df) + st.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def seeds_needed(effect: float, sd: float, alpha: float = ALPHA, power: float = POWER, most: int = 100_000) -> int:
+    """Pairs a paired t-test needs to detect `effect` with `power` when differences spread by `sd`."""
+    n = 2
+    while n < most and mde_paired(sd, n, alpha, power) > abs(effect):
+        n = n * 2 if mde_paired(sd, n * 2, alpha, power) > abs(effect) else n + 1
+    return n
+
+
+def holm(p: list[float] | np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values for one family of tests (NaN entries are not tests and stay NaN)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def rate_difference(k_a: int, n_a: int, k_b: int, n_b: int) -> dict[str, float]:
+    """Failure counts of two arms: the rate difference a − b (in points) with Newcombe's 95% interval
+    (from Wilson intervals; fine at 0/10 where the Wald interval collapses), and Fisher's exact two-sided p."""
+    z = st.norm.ppf(1 - ALPHA / 2)
+    pa, pb = k_a / n_a, k_b / n_b
+    (la, ua), (lb, ub) = _wilson(k_a, n_a, z), _wilson(k_b, n_b, z)
+    d = pa - pb
+    lo = d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
+    hi = d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    p = st.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
+    return {"diff": 100 * d, "ci_low": 100 * lo, "ci_high": 100 * hi, "p": float(p)}
+
+
+def fisher_mde(
+    n_a: int, n_b: int, rate_b: float, direction: int = 1, alpha: float = ALPHA, power: float = POWER
+) -> float:
+    """Smallest change of arm a's failure rate from arm b's `rate_b` (points; a rise for `direction` 1, a fall
+    for −1) that Fisher's exact test on n_a vs n_b runs detects with `power`: exact power, by enumerating
+    every outcome. NaN if no change in that direction reaches it (e.g. a rise from 100%)."""
+    reject = np.array([[st.fisher_exact([[i, n_a - i], [j, n_b - j]]).pvalue < alpha for j in range(n_b + 1)]
+                       for i in range(n_a + 1)])
+    pb = st.binom.pmf(np.arange(n_b + 1), n_b, rate_b)
+    for rate_a in np.linspace(rate_b, 1.0 if direction > 0 else 0.0, 201)[1:]:
+        pa = st.binom.pmf(np.arange(n_a + 1), n_a, rate_a)
+        if float(pa @ reject @ pb) >= power:
+            return float(100 * abs(rate_a - rate_b))
+    return math.nan
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Two models on the same test set, one run each: accuracy difference a − b (points), its 95% interval
+    (paired-proportion Wald), the exact McNemar p (binomial on the discordant sentences), and the MDE."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    n, only_a, only_b = len(a), int((a & ~b).sum()), int((~a & b).sum())
+    d = (only_a - only_b) / n
+    se = math.sqrt(max(only_a + only_b - n * d * d, 0.0)) / n
+    z = st.norm.ppf(1 - ALPHA / 2)
+    p = st.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    mde = (z + st.norm.ppf(POWER)) * math.sqrt(max(only_a + only_b, 1)) / n
+    return {"diff": 100 * d, "ci_low": 100 * (d - z * se), "ci_high": 100 * (d + z * se), "p": float(p),
+            "mde": 100 * mde, "discordant": only_a + only_b}
 
 
 def verdict(name: str, row: pd.Series, baseline: str, unit: str = "points") -> str:
@@ -148,32 +244,6 @@ def table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
     ]
     out["verdict"] = [verdict(name, row, baseline) for name, row in cmp.iterrows()]
     return out
-
-
-def paired_comparison(frame: pd.DataFrame, by: str, baseline: str, metric: str = "test_accuracy") -> str:
-    """The generated verdict of every arm of `frame[by]` against `baseline`, paired by seed, with failures counted."""
-    cmp = compare(frame.assign(seed=frame.get("seed", frame.get("train.seed"))), baseline, metric, by=by)
-    lines = [verdict(name, row, baseline) for name, row in cmp.iterrows()]
-    if "failed" in cmp:
-        lines.append(
-            "failed runs (at or below the majority class): "
-            + ", ".join(f"{name} {row['failed']}/{row['n']}" for name, row in cmp.iterrows())
-        )
-    return "\n".join(f"* {line}" for line in lines)
-
-
-def extremes(cmp: pd.DataFrame, families: dict[str, list[str]]) -> str:
-    """Per family of variants (e.g. one learning rate): the best and the worst mean, and failed runs, as Markdown."""
-    lines = []
-    for label, names in families.items():
-        rows = cmp.loc[[n for n in names if n in cmp.index]]
-        best, worst = rows["mean"].idxmax(), rows["mean"].idxmin()
-        fails = f"; failed runs {int(rows['failed'].sum())} of {int(rows['n'].sum())}" if "failed" in rows else ""
-        lines.append(
-            f"* **{label}**: best {best} ({rows.loc[best, 'mean']:.1f} ± {rows.loc[best, 'std']:.1f}), "
-            f"worst {worst} ({rows.loc[worst, 'mean']:.1f} ± {rows.loc[worst, 'std']:.1f}){fails}."
-        )
-    return "\n".join(lines)
 
 
 def vs_floor(table: pd.DataFrame, floor: pd.DataFrame, by: list[str], metric: str = "test_accuracy") -> str:

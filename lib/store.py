@@ -37,14 +37,14 @@ import pandas as pd
 
 from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
-from lib.models import default_attention
+from lib.models import WRITER_FILE, default_attention
 from lib.paths import CHECKPOINT_DIR, located, portable, results_dir
 
 NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
 """Config keys that do not change what a run computes, so not part of its id: progress bars, the device
 request, and where a data file lives (its content fingerprint is in the id)."""
 
-ADDED_LATER = {"truncation": "head"}
+ADDED_LATER = {"truncation": "head", "init": "pretrained"}
 """Config keys added after runs were stored, with their default: left out of the
 id while at that default, so adding an option does not orphan every stored run."""
 
@@ -276,8 +276,11 @@ def run(
         if not cached:
             record = spec.compute(profile, stop_on_divergence)
             if ckpt is not None and record.save_checkpoint is not None:
+                kept = (found / "metrics.json").read_text() if found is not None else _dump(record.metrics)
                 with atomic_path(located(ckpt)) as tmp:
                     record.save_checkpoint(tmp)
+                    writer = {"run_id": rid, "record": hashlib.sha1(kept.encode()).hexdigest()[:10]}
+                    (tmp / WRITER_FILE).write_text(_dump(writer))
             if found is not None:  # only the weights were missing
                 _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
             else:

@@ -41,6 +41,9 @@ from lib.optim import (
 )
 
 NORM_EVERY = 8
+EARLY_STEPS = 20
+"""For the first steps fit also logs `update/<group>`, the size ‖Δθ‖ of each parameter group's update:
+what warmup keeps small while the new head is random (notebook 03)."""
 """Log weight norms after the first optimizer step, every this many, and after the last: ~0.1 s each for MiniLM."""
 
 TRUNCATIONS = ("head", "tail", "head+tail")
@@ -81,16 +84,22 @@ class TrainConfig:
     metric: str = "accuracy"  # validation metric for best weights; "*loss" means lower is better
     group_by_length: bool = True
     eval_batch_size: int = 128
-    bf16: bool | None = None  # None: on where the hardware has native bf16 (see `lib.device.bf16_supported`)
+    bf16: bool | None = None  # None ("auto"): on where the hardware has native bf16 (`lib.device.bf16_supported`)
     device: str = "auto"
     seed: int = 0
     progress: bool = True
 
+    @property
+    def use_bf16(self) -> bool:
+        """The precision this machine runs: the request, or for None whether the hardware has native bf16.
+
+        The request (not its resolution) is part of a run's identity, so a stored run replays on any
+        machine; the record's `precision` and `env.json` say what the machine that made it used."""
+        return bf16_supported(pick_device(self.device)) if self.bf16 is None else bool(self.bf16)
+
     def __post_init__(self) -> None:
         _check_types(self)
         check_device(self.device)
-        if self.bf16 is None:  # resolved here, so a run's stored config says which precision it used
-            self.bf16 = bf16_supported(pick_device(self.device))
         rules = {
             "lr must be > 0": self.lr > 0,
             "head_lr must be > 0 (or None for lr)": self.head_lr is None or self.head_lr > 0,
@@ -247,7 +256,7 @@ class FitResult:
 # ------------------------------------------------------------------ the loop
 def _forward_backward(model: torch.nn.Module, batch: dict, cfg: TrainConfig, device: torch.device) -> dict:
     """One micro-batch: forward under autocast, backward of loss / grad_accum; its loss and logs."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.use_bf16):
         out = model(**batch)
     loss = out.loss
     if not torch.isfinite(loss):
@@ -256,13 +265,22 @@ def _forward_backward(model: torch.nn.Module, batch: dict, cfg: TrainConfig, dev
     return {"loss": loss.item()} | (getattr(out, "logs", None) or {})  # e.g. MLM and NSP parts of the loss
 
 
-def _update(optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[dict]) -> dict:
-    """Clip the accumulated gradient (after backward; the logged norm is pre-clipping), step, and log."""
+def _update(optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[dict], sizes: bool) -> dict:
+    """Clip the accumulated gradient (after backward; the logged norm is pre-clipping), step, and log
+    (with `sizes`, also each group's update size)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
     row = {k: sum(m.get(k, 0.0) for m in micro) / cfg.grad_accum for k in micro[0]}
     row = {"loss": row.pop("loss"), "grad_norm": float(grad_norm)} | row
     row |= {f"lr/{name}": lr for name, lr in group_lrs(optimizer).items()}
+    before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups] if sizes else None
     optimizer.step()
+    if before is not None:
+        squares: dict[str, float] = {}
+        for i, (g, old) in enumerate(zip(optimizer.param_groups, before)):
+            moved = torch._foreach_sub([p.detach() for p in g["params"]], old) if old else []
+            name = g.get("name", f"group{i}")
+            squares[name] = squares.get(name, 0.0) + sum(float(n) ** 2 for n in torch._foreach_norm(moved))
+        row |= {f"update/{name}": math.sqrt(v) for name, v in squares.items()}
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return row
@@ -326,7 +344,7 @@ def fit(
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             if len(micro) < cfg.grad_accum:
                 continue
-            row = {"step": step, "epoch": epoch} | _update(optimizer, scheduler, params, cfg, micro)
+            row = {"step": step, "epoch": epoch} | _update(optimizer, scheduler, params, cfg, micro, step < EARLY_STEPS)
             micro, step = [], step + 1
             row |= {"tokens": tokens, "seconds": time.perf_counter() - start}
             if step == 1 or step % NORM_EVERY == 0 or step == total:

@@ -18,10 +18,19 @@ def test_a_redrawn_figure_is_byte_identical(tmp_path, monkeypatch):
         }
     )
     cmp = stats.compare(frame, "a")
-    ablation = [plots.save(plots.plot_ablation(frame, cmp, "t"), f"ablation{i}", "smoke") for i in range(2)]
-    spread = [
-        plots.save(plots.plot_seed_spread(frame, "variant", "test_accuracy").figure, f"spread{i}", "smoke")
-        for i in range(2)
-    ]
-    for first, second in (ablation, spread):
-        assert open(first, "rb").read() == open(second, "rb").read()
+    first, second = [plots.save(plots.plot_ablation(frame, cmp, "t"), f"ablation{i}", "smoke") for i in range(2)]
+    assert open(first, "rb").read() == open(second, "rb").read()
+
+
+def test_the_baseline_line_is_drawn_at_the_baselines_mean_not_the_first_rows():
+    frame = pd.DataFrame(
+        {
+            "variant": ["first"] * 3 + ["base"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "test_accuracy": [0.60, 0.61, 0.62, 0.78, 0.79, 0.80],
+            "test_majority": 0.5,
+        }
+    )
+    fig = plots.plot_ablation(frame, stats.compare(frame, "base"), "t")
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert [round(float(line.get_xdata()[0]), 6) for line in dashed] == [79.0]

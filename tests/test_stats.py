@@ -27,13 +27,14 @@ def test_ci95_is_student_t():
 
 
 def test_paired_difference_removes_shared_seed_noise():
-    # seeds move both variants together by a lot; the variant is always exactly +1 point better
+    # seeds move both variants together by a lot; the variant is always about +1 point better
     base = [0.70, 0.80, 0.60, 0.75]
-    cmp = stats.compare(frame({"base": base, "better": [b + 0.01 for b in base]}), "base", majority=0.5)
+    better = [b + 0.01 + e for b, e in zip(base, (0.001, -0.001, 0.0005, -0.0005))]
+    cmp = stats.compare(frame({"base": base, "better": better}), "base", majority=0.5)
     row = cmp.loc["better"]
-    assert row["diff"] == pytest.approx(1.0) and row["diff_std"] == pytest.approx(0.0, abs=1e-9)
+    assert row["diff"] == pytest.approx(1.0) and row["diff_std"] < 0.1
     assert row["significant"] and row["paired_seeds"] == 4
-    assert row["std"] == pytest.approx(100 * np.std(base, ddof=1))  # unpaired spread is large
+    assert row["std"] == pytest.approx(100 * np.std(better, ddof=1))  # unpaired spread is large
 
 
 def test_noise_is_not_significant_and_failures_are_counted():
@@ -68,3 +69,51 @@ def test_table_shows_spread_and_verdict():
     assert t.loc["base", "accuracy (%)"] == "70.0 ± 10.0"
     assert t.loc["x", "Δ vs baseline (paired)"] == "+1.0 ± 0.0" and t.loc["x", "failed runs"] == "0/3"
     assert "significant" in t.loc["x", "verdict"]
+
+
+def test_identical_paired_differences_get_the_sign_test_not_p_zero():
+    """A constant non-zero difference has no spread: the t-test is undefined (it would say p = 0 and a
+    zero-width interval); the exact sign test says p = 2·0.5ⁿ and no interval is claimed."""
+    base = [0.70, 0.80, 0.60]
+    cmp = stats.compare(frame({"base": base, "x": [b + 0.01 for b in base]}), "base")
+    row = cmp.loc["x"]
+    assert row["p"] == pytest.approx(0.25) and math.isnan(row["diff_ci_low"]) and not row["significant"]
+    assert stats.paired_p(np.array([0.0, 0.0, 0.0])) == 1.0
+    assert stats.paired_p(np.full(6, -2.0)) == pytest.approx(2 * 0.5**6)
+
+
+def test_holm_matches_its_definition():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005·4, 0.01·3, 0.03·2, 0.04·1, made monotone
+    assert stats.holm(p).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    out = stats.holm([0.2, float("nan"), 0.01])
+    assert out[0] == pytest.approx(0.2) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+
+
+def test_mde_has_the_power_it_claims():
+    """At the MDE the paired t-test rejects with 80% probability (non-central t)."""
+    for n, sd in ((5, 2.0), (10, 3.5)):
+        mde = stats.mde_paired(sd, n)
+        crit = st.t.ppf(0.975, n - 1)
+        nc = mde / (sd / math.sqrt(n))
+        power = 1 - st.nct.cdf(crit, n - 1, nc) + st.nct.cdf(-crit, n - 1, nc)
+        assert 0.78 < power < 0.83  # the central-t approximation of the MDE, within two points of 80%
+    assert stats.seeds_needed(0.2, 1.5) > stats.seeds_needed(2.0, 1.5) >= 2
+
+
+def test_failure_counts_use_fishers_exact_test():
+    r = stats.rate_difference(0, 10, 5, 10)
+    assert r["p"] == pytest.approx(st.fisher_exact([[0, 10], [5, 5]]).pvalue) and r["diff"] == -50
+    assert r["ci_low"] < -50 < r["ci_high"] < 0
+    assert stats.rate_difference(3, 3, 1, 3)["p"] == pytest.approx(0.4)  # 3 vs 3 runs can never reach 0.05
+    fall = stats.fisher_mde(10, 10, 0.9, direction=-1)
+    assert 50 < fall < 90 and math.isnan(stats.fisher_mde(10, 10, 0.5, direction=-1))
+    assert math.isnan(stats.fisher_mde(10, 10, 1.0, direction=1))  # no rise from 100%
+
+
+def test_mcnemar_counts_only_the_sentences_the_two_models_disagree_on():
+    a = np.array([1] * 90 + [1] * 8 + [0] * 2, dtype=bool)  # a alone right on 8, b alone right on 2
+    b = np.array([1] * 90 + [0] * 8 + [1] * 2, dtype=bool)
+    r = stats.mcnemar(a, b)
+    assert r["discordant"] == 10 and r["diff"] == pytest.approx(6.0)
+    assert r["p"] == pytest.approx(st.binomtest(8, 10).pvalue)

@@ -87,46 +87,65 @@ def test_bad_grids_fail_before_anything_trains():
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
 def test_grids_as_documented(profile):
-    seeds = {"smoke": 1, "quick": 3, "full": 5}[profile]
-    sizes = {"smoke": (2, 2, 2, 3), "quick": (7, 5, 8, 12), "full": (24, 7, 15, 12)}[profile]
-    assert len(sizes) == len(ablations.SWEEPS)
+    """Cells and seeds as the notebooks' design tables say: failure-rate cells get the failure seeds."""
+    g = profiles.get(profile).grids
+    sizes = {"smoke": (2, 2, 4, 5), "quick": (3, 6, 4, 6), "full": (24, 8, 8, 8)}[profile]
     for name, size in zip(ablations.SWEEPS, sizes):
         s = ablations.sweep(name, profile)
-        assert len(s.variants) == size and len(s.seeds) == seeds and s.baseline in s.variants
+        assert len(s.variants) == size and s.baseline in s.variants, name
         ids = [run_id(spec.identity()) for _, spec in s.specs()]
         assert len(ids) == len(set(ids)), f"{name}: two variants are the same run"
+    hot = ablations.warmup(profile)
+    assert all(hot.seeds_of(n) == g.failure_seeds for n in hot.variants if n.startswith("lr 5e-4 · linear"))
+    llrd = ablations.llrd(profile)
+    assert {n: len(llrd.seeds_of(n)) for n in llrd.variants if n.endswith("ξ 1")} == {
+        "lr 1e-4 · ξ 1": len(g.paired_seeds), "lr 5e-4 · ξ 1": len(g.failure_seeds)}
+    if profile == "quick":
+        assert len(g.failure_seeds) >= 10 and len(g.paired_seeds) >= 5
     assert profiles.get(profile).datasets == (["movie_snippets", "trec6"] if profile == "full" else ["movie_snippets"])
 
 
-def test_every_ablation_baseline_is_notebook_02s_run():
-    """The baseline cell of each grid is the same run (same id) as notebook 02's lr 1e-4 run: trained once."""
+def test_shared_cells_are_one_run():
+    """02's lr 1e-4 runs are the baseline cells of 04, 05 and 07; 03's warmup-0.1 cell is 05's ξ 1 at 5e-4."""
     for profile in ("smoke", "quick", "full"):
         base = ablations.baseline_spec(profile).with_overrides(lr=ablations.ABLATION_LR)
-        nb02 = {run_id(spec.identity()) for spec in base.seeds(profiles.get(profile).seeds)}
-        for name in ablations.SWEEPS:
+        nb02 = {run_id(spec.identity()) for spec in base.seeds(profiles.get(profile).grids.paired_seeds)}
+        for name in ("weight_decay", "llrd", "batch_seq"):
             s = ablations.sweep(name, profile)
-            base_ids = {
-                run_id(spec.identity()) for v, spec in s.specs() if v == s.baseline and spec.data == "movie_snippets"
-            }
-            assert base_ids == nb02, (profile, name)
+            ids = {run_id(sp.identity()) for v, sp in s.specs() if v == s.baseline and sp.data == "movie_snippets"}
+            assert ids == nb02, (profile, name)
+        hot = ablations.AGGRESSIVE_LR
+        warm = {run_id(sp.identity()) for v, sp in ablations.warmup(profile).specs()
+                if v == ablations.warmup_name(hot, 0.1)}
+        xi1 = {run_id(sp.identity()) for v, sp in ablations.llrd(profile).specs() if v == ablations.llrd_name(hot, 1)}
+        assert warm == xi1, profile
+
+
+def test_batch_cells_separate_batch_size_from_the_number_of_updates():
+    s = ablations.batch_seq("quick")
+    assert list(s.variants)[:3] == ["batch 8 · 64 updates", "batch 16 · 32 updates", "batch 16 · 64 updates"]
+    assert s.variants["batch 16 · 64 updates"] == {"lr": 1e-4, "batch_size": 16, "epochs": 4}
 
 
 def test_constant_schedule_with_warmup_uses_hf_constant_with_warmup():
-    v = ablations.warmup("quick").variants
-    assert v["lr 1e-3 · constant · warmup 0.1"]["schedule"] == "constant_with_warmup"
-    assert v["lr 1e-3 · linear · warmup 0"] == {"lr": 1e-3, "schedule": "linear", "warmup_ratio": 0.0}
+    v = ablations.warmup("full").variants
+    assert v["lr 5e-4 · constant · warmup 0.1"]["schedule"] == "constant_with_warmup"
+    assert v["lr 5e-4 · linear · warmup 0"] == {"lr": 5e-4, "schedule": "linear", "warmup_ratio": 0.0}
     assert ablations.lr_label(2e-5) == "2e-5" and ablations.lr_label(1e-3) == "1e-3"
 
 
 def test_report_is_generated_from_the_run_folders(results, fake_training):
-    """Runs stored as a sweep stores them → REPORT.md with the table and generated verdicts."""
+    """Runs stored as a sweep stores them → REPORT.md with the table, failures and generated findings."""
     sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
     (results / "ablation_warmup.csv").unlink()  # the index is rebuilt from the folders
     text = open(report.write("smoke")).read()
-    assert "03 · Learning-rate warmup" in text and "| lr 1e-3 · linear · warmup 0" in text
-    assert "1/1" in text  # the failed run at the majority class is counted
-    assert "too few seeds for a verdict" in text  # one seed: no verdict is invented
+    assert "03 · Warmup at an aggressive rate" in text and "| lr 5e-4 · linear · warmup 0 " in text
+    assert "0/2" in text  # no run at 5e-4 fails under the fake trainer, and that is counted too
+    assert "failure rate with warmup at lr 5e-4" in text and "Fisher exact: 0/2 vs 0/2 failed" in text
     assert "No runs stored yet" in text  # the other grids have no rows
+    table = pd.read_csv(results / "findings.csv")
+    assert list(table.columns) == ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low",
+                                   "ci_high", "p", "p_holm", "mde", "verdict", "test"]
 
 
 def test_a_diverged_run_is_recorded_as_failed_not_raised(results, fake_training):
@@ -145,12 +164,13 @@ def test_shards_split_a_grid_without_overlap(results, fake_training):
     assert set(a.frame["run_id"]).isdisjoint(b.frame["run_id"])
 
 
-def test_the_report_reads_the_stored_precision_whatever_this_machine_has(results, fake_training, monkeypatch):
-    """Runs stored on a machine with native bf16 render the same report on one without it (and back)."""
+def test_a_run_id_names_the_requested_precision_not_this_machines(results, fake_training, monkeypatch):
+    """bf16=None ("auto") is the identity: runs stored on a machine with native bf16 replay on one without it."""
     from lib import trainer
 
     monkeypatch.setattr(trainer, "bf16_supported", lambda device: True)
-    sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
-    made_there = report.build("smoke")
+    first = sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
     monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
-    assert report.build("smoke") == made_there and "1/1" in made_there and ", bf16 (baseline" in made_there
+    again = sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
+    assert again.frame["cached"].all() and list(again.frame["run_id"]) == list(first.frame["run_id"])
+    assert ablations.baseline_spec("smoke").identity()["train"]["bf16"] is None

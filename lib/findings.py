@@ -1,0 +1,423 @@
+"""Every claim the workbook makes, as one row of `results/findings.csv` — generated, never typed.
+
+A notebook states its hypotheses as a *family* of comparisons (`FAMILIES`,
+one builder per notebook). Each comparison becomes a row with the test that
+fits it — paired t over seeds for accuracy, Fisher's exact test for failure
+counts, McNemar for two single models on one test set, a one-sample t against
+a deterministic floor — and the family is corrected together (Holm). The
+columns:
+
+    notebook, finding, variant, baseline, n_seeds, mean_diff, ci_low, ci_high,
+    p, p_holm, mde, verdict, test
+
+`mean_diff` is variant − baseline in points (accuracy, or failure rate for
+Fisher rows), with its 95% interval; `mde` is the smallest effect the design
+detects with 80% power (from the measured spread), so a `not detected` row
+says how large an effect could still hide. `verdict` is `supported` only when
+p_holm < 0.05; `not detected` when the interval includes 0;
+`not detected after correction` when only the raw test was below 0.05.
+REPORT.md and the README's result lines are rendered from this table.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from lib import ablations, profiles, stats
+from lib.cli import Parser
+from lib.paths import results_dir
+from lib.store import load_experiment, write_table
+
+COLUMNS = ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low", "ci_high", "p", "p_holm",
+           "mde", "verdict", "test"]
+SUPPORTED, NOT_DETECTED, AFTER_CORRECTION, NO_TEST = (
+    "supported", "not detected", "not detected after correction", "no test")
+
+
+# ------------------------------------------------------------- one comparison
+def paired(finding: str, frame: pd.DataFrame, variant: str, baseline: str, by: str = "variant") -> dict:
+    """Accuracy of `variant` − `baseline`, paired by seed (paired t; the sign test where every pair agrees)."""
+    if frame.empty or by not in frame:
+        return {}
+    part = frame[frame[by].isin([variant, baseline])]
+    if variant not in set(part[by]) or baseline not in set(part[by]):
+        return {}
+    r = stats.compare(part, baseline, by=by).loc[variant]
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": int(r["paired_seeds"]),
+            "mean_diff": r["diff"], "ci_low": r["diff_ci_low"], "ci_high": r["diff_ci_high"], "p": r["p"],
+            "mde": r["mde"], "test": "paired t"}
+
+
+def difference_of_differences(finding: str, frame: pd.DataFrame, pairs: tuple[tuple[str, str], tuple[str, str]],
+                              label: str, by: str = "variant") -> dict:
+    """An interaction: (a − a₀) − (b − b₀), each pair by seed, over the seeds all four cells share."""
+    if frame.empty or by not in frame:
+        return {}
+    acc = frame.pivot_table(index="seed", columns=by, values="test_accuracy") * 100
+    cells = [c for pair in pairs for c in pair]
+    if not set(cells) <= set(acc.columns):
+        return {}
+    acc = acc[cells].dropna()
+    d = ((acc[pairs[0][0]] - acc[pairs[0][1]]) - (acc[pairs[1][0]] - acc[pairs[1][1]])).to_numpy()
+    lo, hi = stats.ci95(d)
+    return {"finding": finding, "variant": label, "baseline": "no interaction", "n_seeds": len(d),
+            "mean_diff": d.mean(), "ci_low": lo, "ci_high": hi, "p": stats.paired_p(d),
+            "mde": stats.mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan, "test": "paired t"}
+
+
+def failures(finding: str, frame: pd.DataFrame, variant: str, baseline: str, by: str = "variant") -> dict:
+    """Failure rate of `variant` − `baseline` (points): Fisher's exact test, Newcombe's interval, exact MDE."""
+    if frame.empty or by not in frame:
+        return {}
+    failed = stats.failed_runs(frame)
+    a, b = failed[frame[by] == variant], failed[frame[by] == baseline]
+    if a.empty or b.empty:
+        return {}
+    r = stats.rate_difference(int(a.sum()), len(a), int(b.sum()), len(b))
+    mde = stats.fisher_mde(len(a), len(b), float(b.mean()), direction=-1 if r["diff"] < 0 else 1)
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": min(len(a), len(b)),
+            "mean_diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": mde,
+            "test": f"Fisher exact: {int(a.sum())}/{len(a)} vs {int(b.sum())}/{len(b)} failed"}
+
+
+def above_floor(finding: str, frame: pd.DataFrame, floor: float, variant: str, baseline: str) -> dict:
+    """Accuracy over seeds − a deterministic floor (one-sample t)."""
+    if frame.empty:
+        return {}
+    d = 100 * (frame["test_accuracy"].to_numpy(dtype=float) - floor)
+    lo, hi = stats.ci95(d)
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": len(d), "mean_diff": d.mean(),
+            "ci_low": lo, "ci_high": hi, "p": stats.paired_p(d),
+            "mde": stats.mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan, "test": "one-sample t"}
+
+
+def single_models(finding: str, correct_a: np.ndarray, correct_b: np.ndarray, variant: str, baseline: str) -> dict:
+    """Two single models on one test set: McNemar's exact test on the sentences they disagree on."""
+    r = stats.mcnemar(correct_a, correct_b)
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": 1, "mean_diff": r["diff"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": r["mde"],
+            "test": f"McNemar exact ({r['discordant']} discordant sentences)"}
+
+
+# ------------------------------------------------------------ before it runs
+def baseline_spread(profile: str, data: str = "movie_snippets") -> tuple[float, int]:
+    """Seed-to-seed std (points) of notebook 02's baseline at the working rate, and its seed count."""
+    df = load_experiment("finetune_baseline", profile)
+    if df.empty:
+        return math.nan, 0
+    budget = profiles.get(profile).finetune.max_train_examples
+    at = df[(df["data"] == data) & (df["train.lr"] == ablations.ABLATION_LR)
+            & (df["max_train_examples"].fillna(-1) == (budget or -1))]
+    return float(100 * at["test_accuracy"].std(ddof=1)), len(at)
+
+
+def plan(profile: str, paired_seeds: int, failure_runs: int | None = None) -> str:
+    """Before a grid runs, the smallest effects its design can detect (80% power, two-sided α = 0.05), as Markdown.
+
+    Accuracy: from notebook 02's seed-to-seed spread σ, taking paired differences as uncorrelated
+    (sd = √2·σ — cautious: pairing by seed usually removes some noise); the findings table replaces this
+    guess with the spread it measures. Failure counts: Fisher's exact test, failing half the runs in one arm.
+    """
+    sigma, n = baseline_spread(profile)
+    lines = []
+    if n >= 2:
+        sd = math.sqrt(2) * sigma
+        lines.append(f"* **Accuracy, paired over {paired_seeds} seeds**: notebook 02's baseline spreads by σ = "
+                     f"{sigma:.1f} points over {n} seeds, so a paired difference spreads by about √2·σ = {sd:.1f}; "
+                     f"the design detects a true difference of **{stats.mde_paired(sd, paired_seeds):.1f} points** "
+                     f"or more (80% power, α = 0.05, before Holm's correction). A smaller effect can be real and "
+                     "still read *not detected*.")
+    else:
+        lines.append("* Accuracy: run notebook 02 first — its baseline's seed spread sets the detectable effect.")
+    if failure_runs:
+        falls = []
+        for start in (0.9, 0.7, 0.5):
+            fall = stats.fisher_mde(failure_runs, failure_runs, start, direction=-1)
+            falls.append(f"from {100 * start:.0f}% to {100 * start - fall:.0f}%" if fall == fall
+                         else f"no fall from {100 * start:.0f}% (not even to 0%)")
+        lines.append(f"* **Failure rate, {failure_runs} runs per arm** (Fisher's exact test, 80% power): it detects a "
+                     f"fall in the share of failed runs {'; '.join(falls)}. Smaller changes cannot be told from "
+                     "chance with this many runs.")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ a family
+def verdict(row: pd.Series) -> str:
+    if not row["p"] == row["p"]:
+        return NO_TEST
+    if row["p_holm"] < stats.ALPHA:
+        return SUPPORTED
+    excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+    return AFTER_CORRECTION if excludes_zero or row["p"] < stats.ALPHA else NOT_DETECTED
+
+
+def family(notebook: str, rows: list[dict]) -> pd.DataFrame:
+    """One notebook's comparisons, Holm-corrected together, with their verdicts."""
+    rows = [r for r in rows if r]
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    df = pd.DataFrame(rows).assign(notebook=notebook)
+    df["p_holm"] = stats.holm(df["p"].to_numpy())
+    df["verdict"] = df.apply(verdict, axis=1)
+    return df[COLUMNS]
+
+
+# --------------------------------------------------- the stored runs, by cell
+def grid_frame(sweep, profile: str) -> pd.DataFrame:
+    """The stored runs of an ablation grid with their variant names (empty if none are stored)."""
+    rows = load_experiment(sweep.experiment, profile)
+    if rows.empty:
+        return rows
+    ids = sweep.run_ids()
+    rows = rows[rows["run_id"].isin(ids)].copy()
+    rows["variant"] = rows["run_id"].map(ids)
+    rows["seed"] = rows["train.seed"]
+    return rows
+
+
+def _warmup(profile: str) -> list[dict]:
+    g, lr = profiles.get(profile).grids, ablations.AGGRESSIVE_LR
+    frame = grid_frame(ablations.warmup(profile), profile)
+    base = ablations.warmup_name(lr, 0.0)
+    rows = []
+    for w in [w for w in g.warmup_ratios if w > 0]:
+        cell = ablations.warmup_name(lr, w)
+        rows.append(failures(f"failure rate with warmup at lr {ablations.lr_label(lr)}", frame, cell, base))
+        rows.append(paired(f"accuracy with warmup at lr {ablations.lr_label(lr)}", frame, cell, base))
+    return rows
+
+
+def _weight_decay(profile: str) -> list[dict]:
+    g = profiles.get(profile).grids
+    frame = grid_frame(ablations.weight_decay(profile), profile)
+    rows = [paired(f"Adam+L2 against AdamW at λ {wd:g}", frame, ablations.decay_name("adam_l2", wd),
+                   ablations.decay_name("adamw", wd)) for wd in g.weight_decays]
+    lo, hi = min(g.weight_decays), max(g.weight_decays)
+    if hi > lo:
+        rows.append(paired(f"AdamW: λ {hi:g} against λ {lo:g}", frame, ablations.decay_name("adamw", hi),
+                           ablations.decay_name("adamw", lo)))
+    return rows
+
+
+def _llrd(profile: str) -> list[dict]:
+    g = profiles.get(profile).grids
+    frame = grid_frame(ablations.llrd(profile), profile)
+    name, small = ablations.llrd_name, min(g.llrd_xis)
+    rows = []
+    for lr in (ablations.ABLATION_LR, ablations.AGGRESSIVE_LR):
+        rate = ablations.lr_label(lr)
+        rows += [paired(f"ξ {xi:g} against ξ 1 at lr {rate}", frame, name(lr, xi), name(lr, 1.0))
+                 for xi in g.llrd_xis if xi < 1]
+    hot = ablations.AGGRESSIVE_LR
+    rows.append(failures(f"failure rate, ξ {small:g} against ξ 1 at lr {ablations.lr_label(hot)}", frame,
+                         name(hot, small), name(hot, 1.0)))
+    pairs = ((name(hot, small), name(hot, 1.0)), (name(ablations.ABLATION_LR, small), name(ablations.ABLATION_LR, 1)))
+    label = f"(ξ {small:g} − ξ 1) at {ablations.lr_label(hot)} − at {ablations.lr_label(ablations.ABLATION_LR)}"
+    rows.append(difference_of_differences(f"ξ {small:g}'s effect depends on the rate (ξ × lr interaction)", frame,
+                                          pairs, label))
+    return rows
+
+
+def _batch_seq(profile: str) -> list[dict]:
+    sweep = ablations.batch_seq(profile)
+    frame = grid_frame(sweep, profile)
+    names = list(sweep.variants)
+    rows = [paired("bigger batch at equal epochs (fewer updates)", frame, names[1], sweep.baseline),
+            paired("bigger batch at equal updates (more epochs)", frame, names[2], sweep.baseline)]
+    head = ablations.length_name(ablations.TRUNCATION_LENGTH, "head")
+    for t in profiles.get(profile).grids.truncations:
+        if t != "head":
+            rows.append(paired(f"truncation: keep the {t} instead of the head", frame,
+                               ablations.length_name(ablations.TRUNCATION_LENGTH, t), head))
+    return rows
+
+
+def _baseline(profile: str) -> list[dict]:
+    df = load_experiment("finetune_baseline", profile)
+    floor_path = results_dir(profile) / "finetune_baseline_tfidf.csv"  # notebook 02's TF-IDF floor
+    if df.empty:
+        return []
+    df = df.assign(seed=df["train.seed"], variant=df["train.lr"].map(lambda lr: f"lr {ablations.lr_label(lr)}"))
+    budget = profiles.get(profile).finetune.max_train_examples
+    rows = []
+    for data, part in df.groupby("data", sort=False):
+        at_budget = part[part["max_train_examples"].fillna(-1) == (budget or -1)]
+        work = f"lr {ablations.lr_label(ablations.ABLATION_LR)}"
+        rows.append(paired(f"{data}: learning rate for MiniLM", at_budget, work, "lr 2e-5"))
+        if floor_path.exists():
+            floor = pd.read_csv(floor_path).set_index("data")
+            if data in floor.index:
+                cells = at_budget[at_budget["variant"] == work]
+                rows.append(above_floor(f"{data}: fine-tuned MiniLM against the TF-IDF floor", cells,
+                                        float(floor.loc[data, "test_accuracy"]), f"MiniLM, {work}", "TF-IDF + LR"))
+        curve = part[part["variant"] == work].assign(variant=lambda d: d["max_train_examples"].map(
+            lambda n: f"{int(n)} sentences" if n == n else "all sentences"))
+        for n in profiles.get(profile).curve_examples:
+            rows.append(paired(f"{data}: more training sentences at lr 1e-4 (is the regime saturated?)", curve,
+                               f"{n} sentences", f"{budget} sentences"))
+    return rows
+
+
+def _pretraining(profile: str) -> list[dict]:
+    """Notebook 01: MiniLM's own pretraining against random weights (a positive control), then ours."""
+    rows = []
+    for table, reference, what in PRETRAIN_TABLES:
+        path = results_dir(profile) / table
+        if not path.exists():
+            continue
+        df = pd.read_csv(path).assign(seed=lambda d: d["train.seed"], variant=lambda d: d["init"])
+        for arm in [a for a in df["variant"].unique().tolist() if a != reference]:
+            rows.append(paired(f"fine-tuning from {what} against random weights", df, arm, reference))
+            rows.append(failures(f"failure rate, {what} against random weights", df, arm, reference))
+    return rows
+
+
+def _distillation(profile: str) -> list[dict]:
+    parts = [load_experiment(e, profile) for e in ("distill_labels_only", "distill")]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return []
+    df = pd.concat(parts, ignore_index=True)
+    # a labels-only student (α 0) is stored as the plain fine-tuning run it is: no alpha, no student.* columns
+    alpha = df["alpha"].fillna(0.0) if "alpha" in df else pd.Series(0.0, index=df.index)
+    seed = df["student.train.seed"].fillna(df["train.seed"]) if "student.train.seed" in df else df["train.seed"]
+    df = df.assign(alpha=alpha, seed=seed, variant=alpha.map(lambda a: f"α {a:g}"))
+    rows = []
+    for alpha in sorted(set(df["alpha"].tolist()) - {0.0}):
+        rows.append(paired("student accuracy with the teacher's soft targets", df, f"α {alpha:g}", "α 0"))
+        rows.append(failures("student failure rate with the teacher's soft targets", df, f"α {alpha:g}", "α 0"))
+    measured = load_experiment(COMPRESSION, profile)
+    if not measured.empty:  # the latest measurement (rows keep the order they were stored in)
+        folder = results_dir(profile) / "runs" / COMPRESSION / measured["run_id"].iloc[-1]
+        t = pd.read_csv(folder / "predictions.csv.gz")
+        rows.append(single_models("teacher quantised to dynamic int8 against fp32", t["int8_correct"].to_numpy(),
+                                  t["fp32_correct"].to_numpy(), "int8", "fp32"))
+    return rows
+
+
+def _your_data(profile: str) -> list[dict]:
+    """Notebook 09, for every data set it has run on: MiniLM against the TF-IDF floor, and the aggressive rate."""
+    rows = []
+    for csv in sorted(results_dir(profile).glob("finetune__*_tfidf.csv")):
+        label = csv.name[len("finetune__") : -len("_tfidf.csv")]
+        runs = load_experiment(f"finetune__{label}", profile)
+        if runs.empty:
+            continue
+        floor = float(pd.read_csv(csv)["test_accuracy"].iloc[0])
+        rows.append(above_floor(f"{label}: fine-tuned MiniLM against the TF-IDF floor", runs, floor, "MiniLM",
+                                "TF-IDF + LR"))
+        grid = load_experiment(f"ablation_llrd__{label}", profile)
+        if not grid.empty:
+            grid = grid[grid["train.xi"] == 1.0].assign(seed=lambda d: d["train.seed"],
+                                                        variant=lambda d: d["train.lr"].map(ablations.lr_label))
+            hot, work = ablations.AGGRESSIVE_LR, ablations.ABLATION_LR
+            rows.append(paired(f"{label}: {hot / work:g}× the working rate", grid, ablations.lr_label(hot),
+                               ablations.lr_label(work)))
+    return rows
+
+
+PRETRAIN_TABLES = [  # notebook 01: one row per fine-tuning run, `init` names the arm
+    ("minilm_pretrained_vs_random_table.csv", "MiniLM random init", "MiniLM's shipped pretrained weights"),
+    ("pretrain_vs_random_table.csv", "random init", "our bert-mini pretraining"),
+]
+COMPRESSION = "compression_measurement"  # notebook 08's stored measurement (per test sentence: fp32 / int8 right?)
+
+FAMILIES: dict[str, Callable[[str], list[dict]]] = {
+    "01": _pretraining,
+    "02": _baseline,
+    "03": _warmup,
+    "04": _weight_decay,
+    "05": _llrd,
+    "07": _batch_seq,
+    "08": _distillation,
+    "09": _your_data,
+}
+"""Notebook → the builder of its family of comparisons, from what its runs stored."""
+
+
+def table(profile: str = "quick", notebooks: list[str] | None = None) -> pd.DataFrame:
+    """All findings of the stored runs (or of `notebooks`), each family Holm-corrected on its own."""
+    parts = [family(nb, build(profile)) for nb, build in FAMILIES.items() if notebooks is None or nb in notebooks]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+
+
+def write(profile: str = "quick") -> pd.DataFrame:
+    """Regenerate `results/findings.csv` from every stored run; return it."""
+    df = table(profile)
+    write_table(df.round(4), results_dir(profile) / "findings.csv", index=False)
+    return df
+
+
+def show(notebook: str, profile: str = "quick") -> pd.DataFrame:
+    """In a notebook: regenerate findings.csv and return this notebook's rows, readable."""
+    df = write(profile)
+    return readable(df[df["notebook"] == notebook])
+
+
+def seeds_note(row: pd.Series, effects: dict[str, float]) -> str:
+    """For a paired row: how many paired seeds a t-test would need (80% power) to detect each named effect
+    (points), given the spread of the paired differences the row measured (recovered from its MDE)."""
+    n = int(row["n_seeds"])
+    if n < 2 or not row["mde"] == row["mde"]:
+        return f"{row['finding']}: {n} seed(s) — too few to measure the spread of paired differences."
+    sd = row["mde"] / stats.mde_paired(1.0, n)
+    need = "; ".join(f"{name} ({effect:g} points): about {stats.seeds_needed(effect, sd):,} seeds"
+                     for name, effect in effects.items())
+    return f"Paired differences in *{row['finding']}* spread by {sd:.1f} points over {n} seeds. To detect {need}."
+
+
+def sentences(notebook: str, profile: str = "quick") -> str:
+    """This notebook's findings as Markdown bullets (read from the regenerated table)."""
+    df = pd.read_csv(results_dir(profile) / "findings.csv") if (results_dir(profile) / "findings.csv").exists() \
+        else table(profile)
+    rows = df[df["notebook"].astype(str).str.zfill(2) == notebook]
+    return "\n".join(f"* {sentence(r)}" for _, r in rows.iterrows()) or "* No findings stored yet."
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rounded, with the interval in one column."""
+    out = df.drop(columns=["notebook"]).copy()
+    out["95% CI"] = [f"{lo:+.1f} to {hi:+.1f}" if lo == lo else "–" for lo, hi in zip(out["ci_low"], out["ci_high"])]
+    for c in ("mean_diff", "mde"):
+        out[c] = out[c].map(lambda v: f"{v:+.1f}" if c == "mean_diff" and v == v else (f"{v:.1f}" if v == v else "–"))
+    for c in ("p", "p_holm"):
+        out[c] = out[c].map(lambda v: f"{v:.3f}" if v == v else "–")
+    cols = ["finding", "variant", "baseline", "n_seeds", "mean_diff", "95% CI", "p", "p_holm", "mde", "verdict", "test"]
+    return out[cols].reset_index(drop=True)
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def sentence(row: pd.Series) -> str:
+    """One finding as the sentence the README and REPORT print."""
+    interval = f"95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if row["ci_low"] == row["ci_low"] else "no CI"
+    if row["mde"] == row["mde"]:
+        mde = f"; smallest detectable effect {row['mde']:.1f}"
+    elif str(row["test"]).startswith("Fisher"):
+        mde = "; from the reference arm's failure rate no change in this direction reaches 80% power with these runs"
+    else:
+        mde = ""
+    p = f"p {_p(row['p'])}, Holm p {_p(row['p_holm'])}" if row["p"] == row["p"] else "no test"
+    return (f"{row['finding']}: {row['variant']} vs {row['baseline']}, {row['mean_diff']:+.1f} points over "
+            f"{row['n_seeds']} seed(s) ({interval}; {p}{mde}) — **{row['verdict']}** ({row['test']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_profile()
+    args = parser.parse_args(argv)
+    df = write(args.profile)
+    print(readable(df).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""findings.csv: one row per comparison, Holm within a notebook's family, verdicts from p_holm only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import findings
+
+
+def runs(cells: dict[str, list[float]], majority: float = 0.5) -> pd.DataFrame:
+    return pd.DataFrame([{"variant": v, "seed": s, "test_accuracy": a, "test_majority": majority}
+                         for v, accs in cells.items() for s, a in enumerate(accs)])
+
+
+def test_a_family_is_holm_corrected_and_only_holm_decides_supported():
+    rng = np.random.default_rng(0)
+    base = 0.7 + rng.normal(0, 0.02, 10)
+    frame = runs({"base": base, "big": base + 0.05 + rng.normal(0, 0.005, 10),
+                  "small": base + 0.004 + rng.normal(0, 0.01, 10), "none": base + rng.normal(0, 0.01, 10)})
+    fam = findings.family("99", [findings.paired("f", frame, v, "base") for v in ("big", "small", "none")])
+    assert list(fam.columns) == findings.COLUMNS and (fam["notebook"] == "99").all()
+    assert (fam["p_holm"] >= fam["p"]).all()
+    for _, row in fam.iterrows():
+        assert (row["verdict"] == findings.SUPPORTED) == (row["p_holm"] < 0.05)
+        if row["ci_low"] <= 0 <= row["ci_high"]:
+            assert row["verdict"] == findings.NOT_DETECTED
+    assert fam.loc[0, "verdict"] == findings.SUPPORTED and fam.loc[0, "mean_diff"] == pytest.approx(5, abs=0.5)
+    assert fam["mde"].notna().all()
+
+
+def test_failure_rows_count_runs_at_or_below_the_majority_class():
+    frame = runs({"none": [0.5] * 8 + [0.7] * 2, "warm": [0.5] + [0.72] * 9})
+    row = findings.failures("failures", frame, "warm", "none")
+    assert row["mean_diff"] == pytest.approx(-70) and row["test"] == "Fisher exact: 1/10 vs 8/10 failed"
+    fam = findings.family("03", [row])
+    assert fam.loc[0, "verdict"] == findings.SUPPORTED  # one test: Holm p = p ≈ 0.005
+
+
+def test_rows_without_runs_are_left_out_not_invented():
+    assert findings.paired("f", pd.DataFrame(), "a", "b") == {}
+    assert findings.family("03", [{}]).empty
+    one = findings.family("03", [findings.paired("f", runs({"a": [0.6], "b": [0.7]}), "b", "a")])
+    assert one.loc[0, "verdict"] == findings.NO_TEST and math.isnan(one.loc[0, "p"])
+
+
+def test_an_interaction_is_a_difference_of_paired_differences():
+    frame = runs({"a": [0.6, 0.7, 0.65], "a0": [0.6, 0.7, 0.65], "b": [0.8, 0.9, 0.86], "b0": [0.7, 0.8, 0.75]})
+    row = findings.difference_of_differences("i", frame, (("b", "b0"), ("a", "a0")), "label")
+    assert row["mean_diff"] == pytest.approx(100 * np.mean([0.1, 0.1, 0.11])) and row["n_seeds"] == 3
