@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from transformers import BertForSequenceClassification
 
+from benchmarks.hardware import append_section
 from lib.models import minilm_dir, quiet_transformers
-from lib.paths import ROOT
 
 
 def step_ms(model, batch: int, seq: int, bf16: bool, train: bool, reps: int = 6) -> float:
@@ -74,9 +74,7 @@ inference = no-grad forward in evaluation mode; median of 6 passes after 2 warm-
 
 {table.to_markdown(index=False)}
 """
-    with open(ROOT / "results" / "benchmarks.md", "a") as f:
-        f.write(text)
-    print(text)
+    append_section(text)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import time
 
 import torch
 
+from lib.paths import ROOT
+
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
     """Best achieved TFLOP/s of an n×n @ n×n matmul, per dtype (the roofline for MFU)."""
@@ -44,3 +46,11 @@ def describe_machine(peak: dict[str, float]) -> str:
 
 if __name__ == "__main__":
     print(describe_machine(matmul_peak()))
+
+
+def append_section(text: str) -> None:
+    """Add one benchmark's section to the end of results/benchmarks.md (after `python -m benchmarks` wrote its
+    head), and print it."""
+    with open(ROOT / "results" / "benchmarks.md", "a") as f:
+        f.write(text)
+    print(text)

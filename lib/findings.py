@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from lib import ablations, profiles, stats
+from lib import ablations, pretraining, profiles, stats
 from lib.cli import Parser
 from lib.paths import results_dir
 from lib.store import load_experiment, write_table
@@ -263,10 +263,31 @@ def _baseline(profile: str) -> list[dict]:
     return rows
 
 
+def against_reference(finding: str, rate: float, n: int, reference: float, variant: str, baseline: str,
+                      what: str) -> dict:
+    """One measured rate (a single model on n held-out items) against a fixed reference: exact binomial."""
+    r = stats.rate_vs_reference(round(rate * n), n, reference)
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": 1, "mean_diff": r["diff"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": r["mde"],
+            "test": f"exact binomial on {n:,} held-out {what}"}
+
+
 def _pretraining(profile: str) -> list[dict]:
-    """Notebook 01: MiniLM's own pretraining against random weights (a positive control), then ours."""
+    """Notebook 01: our pretraining against the context-free guess and NSP against chance; then MiniLM's own
+    pretraining against random weights (a positive control), and ours."""
     rows = []
-    for table, reference, what in PRETRAIN_TABLES:
+    spec, m = pretraining.scratch_spec(profile), pretraining.stored_scratch_run(profile)
+    if m is not None:
+        model = f"{spec.model}, {int(m['steps'])} steps"
+        rows.append(against_reference(  # at [MASK] inputs: copying a kept input token cannot score here
+            "held-out MLM accuracy at [MASK] inputs (context only) against always guessing the most frequent token",
+            m["heldout_mlm_mask_accuracy"], int(m["heldout_mask_tokens"]), m["baseline_frequent_token_mask_accuracy"],
+            model, "most frequent token", "[MASK] tokens"))
+        if spec.nsp:
+            rows.append(against_reference("held-out NSP accuracy of our pretraining against chance",
+                                          m["heldout_nsp_accuracy"], int(m["heldout_pairs"]), 0.5, model,
+                                          "chance (50%, balanced pairs)", "sentence pairs"))
+    for table, reference, what in pretrain_tables(profile):
         path = results_dir(profile) / table
         if not path.exists():
             continue
@@ -321,10 +342,13 @@ def _your_data(profile: str) -> list[dict]:
     return rows
 
 
-PRETRAIN_TABLES = [  # notebook 01: one row per fine-tuning run, `init` names the arm
-    ("minilm_pretrained_vs_random_table.csv", "MiniLM random init", "MiniLM's shipped pretrained weights"),
-    ("pretrain_vs_random_table.csv", "random init", "our bert-mini pretraining"),
-]
+def pretrain_tables(profile: str) -> list[tuple[str, str, str]]:
+    """Notebook 01's fine-tuning tables (one row per run, `init` names the arm): file, reference arm, what."""
+    scratch = profiles.get(profile).pretrain.scratch_model
+    return [("minilm_pretrained_vs_random_table.csv", "MiniLM random init", "MiniLM's shipped pretrained weights"),
+            ("pretrain_vs_random_table.csv", "random init", f"our {scratch} pretraining")]
+
+
 COMPRESSION = "compression_measurement"  # notebook 08's stored measurement (per test sentence: fp32 / int8 right?)
 
 FAMILIES: dict[str, Callable[[str], list[dict]]] = {

@@ -28,11 +28,14 @@ class PretrainingCollator:
     `nsp=False` drops the NSP label (MLM-only pretraining, as RoBERTa does).
     """
 
-    def __init__(self, tokenizer, mlm_probability: float = 0.15, seed: int | None = 0, nsp: bool = True):
+    def __init__(self, tokenizer, mlm_probability: float = 0.15, seed: int | None = 0, nsp: bool = True,
+                 mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1):
         if not 0 < mlm_probability < 1:
             raise ValueError(f"mlm_probability must lie in (0, 1), got {mlm_probability}.")
         self.nsp = nsp
-        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed,
+                                                   mask_replace_prob=mask_replace_prob,
+                                                   random_replace_prob=random_replace_prob)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         keys = MODEL_KEYS if self.nsp else MODEL_KEYS[:2]
@@ -55,9 +58,9 @@ class PretrainingModel(nn.Module):
     `logs` carries MLM/NSP loss and accuracy for the trainer's per-step log.
     """
 
-    def __init__(self, model: BertForPreTraining, sparse: bool = True):
+    def __init__(self, model: BertForPreTraining, sparse: bool = True, mask_token_id: int | None = None):
         super().__init__()
-        self.model, self.sparse = model, sparse
+        self.model, self.sparse, self.mask_token_id = model, sparse, mask_token_id
 
     @property
     def config(self):
@@ -75,7 +78,12 @@ class PretrainingModel(nn.Module):
             logits = self.model.cls.predictions(hidden)[masked]
         targets = labels[masked]
         mlm_loss = F.cross_entropy(logits.float(), targets)
-        logs = {"mlm_loss": mlm_loss.item(), "mlm_accuracy": (logits.argmax(-1) == targets).float().mean().item()}
+        hits = logits.argmax(-1) == targets
+        logs = {"mlm_loss": mlm_loss.item(), "mlm_accuracy": hits.float().mean().item()}
+        if self.mask_token_id is not None:  # where the input shows [MASK]: no copying the input token, only context
+            at_mask = input_ids[masked] == self.mask_token_id
+            logs |= {"mlm_mask_accuracy": hits[at_mask].float().mean().item() if at_mask.any() else 0.0,
+                     "mask_tokens": int(at_mask.sum())}
         loss = mlm_loss
         if next_sentence_label is not None:
             nsp_logits = self.model.cls.seq_relationship(pooled)
@@ -88,19 +96,52 @@ class PretrainingModel(nn.Module):
 
 @torch.no_grad()
 def evaluate_pretraining(model: PretrainingModel, batches: list[dict]) -> dict[str, float]:
-    """MLM loss/accuracy over masked positions and NSP loss/accuracy, on fixed batches."""
+    """MLM loss/accuracy over masked positions (and accuracy at [MASK] inputs alone), NSP loss/accuracy
+    over pairs, on fixed batches: each metric is averaged over its own units across batches."""
     model.eval()
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
-    n_tokens = n_pairs = 0
+    totals: dict[str, int] = {}
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(**batch)
-        t, p = out.logs["masked_tokens"], len(batch["input_ids"])
-        for k, v in out.logs.items():
-            if k.startswith("mlm"):
-                sums[k] = sums.get(k, 0.0) + v * t
-            elif k.startswith("nsp"):
-                sums[k] = sums.get(k, 0.0) + v * p
-        n_tokens, n_pairs = n_tokens + t, n_pairs + p
-    return {k: v / (n_tokens if k.startswith("mlm") else n_pairs) for k, v in sums.items()}
+        logs = model(**batch).logs
+        for k, v in logs.items():
+            if k in ("masked_tokens", "mask_tokens"):
+                continue
+            weight = (logs["mask_tokens"] if k == "mlm_mask_accuracy"
+                      else logs["masked_tokens"] if k.startswith("mlm") else len(batch["input_ids"]))
+            sums[k] = sums.get(k, 0.0) + v * weight
+            totals[k] = totals.get(k, 0) + weight
+    return {k: v / max(1, totals[k]) for k, v in sums.items()}
+
+
+def frequency_baselines(
+    train: list[dict], eval_batches: list[dict], special_ids: list[int], mask_token_id: int
+) -> dict[str, float]:
+    """What a model that ignores context scores on the held-out masked tokens — the plateau MLM must leave.
+
+    From the training pairs' token counts (special tokens excluded, as masking never picks them):
+    `frequent_token_accuracy`, always guessing the most frequent token ("the"), and `unigram_loss`,
+    the cross-entropy of the unigram distribution on the held-out targets (add-one smoothed over the ids up
+    to the largest seen), i.e. the
+    loss of the best context-free guess. Also `unigram_entropy`, the entropy of that distribution, and
+    `frequent_token_mask_accuracy`, the frequent-token guess scored where the input shows [MASK] only.
+    """
+    vocab = 1 + max(max(ex["input_ids"]) for ex in train)
+    counts = torch.zeros(vocab, dtype=torch.float64)
+    for ex in train:
+        counts += torch.bincount(torch.tensor(ex["input_ids"]), minlength=vocab).double()
+    counts[[i for i in special_ids if i < vocab]] = 0
+    targets = torch.cat([b["labels"][b["labels"] != -100] for b in eval_batches])
+    at_mask = torch.cat([b["input_ids"][b["labels"] != -100] == mask_token_id for b in eval_batches])
+    vocab = max(vocab, int(targets.max()) + 1)
+    counts = F.pad(counts, (0, vocab - len(counts)))
+    probs = counts / counts.sum()
+    smoothed = (counts + 1) / (counts.sum() + vocab)
+    nonzero = probs[probs > 0]
+    return {
+        "frequent_token_accuracy": float((targets == counts.argmax()).double().mean()),
+        "frequent_token_mask_accuracy": float((targets[at_mask] == counts.argmax()).double().mean()),
+        "unigram_loss": float(-smoothed[targets].log().mean()),
+        "unigram_entropy": float(-(nonzero * nonzero.log()).sum()),
+    }

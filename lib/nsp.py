@@ -39,13 +39,18 @@ def _other_segment(
     """NotNext's B: sentences from a random sentence on, in a random other document, until `budget` tokens."""
     k = rng.randrange(len(docs) - 1)
     other = k + (k >= d)  # any document but d, drawn directly (no list of the others)
+    return other, *_run_from(docs[other], budget, rng)
+
+
+def _run_from(doc: list[list[int]], budget: int, rng: random.Random) -> tuple[list[int], list[int]]:
+    """Consecutive sentences of `doc` from a random one on, until `budget` tokens: their indices and tokens."""
     sentences, tokens = [], []
-    for s in range(rng.randrange(len(docs[other])), len(docs[other])):
+    for s in range(rng.randrange(len(doc)), len(doc)):
         sentences.append(s)
-        tokens += docs[other][s]
+        tokens += doc[s]
         if len(tokens) >= budget:
             break
-    return other, sentences, tokens
+    return sentences, tokens
 
 
 def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Random) -> None:
@@ -93,6 +98,21 @@ def _pack(pair: dict, max_tokens: int, cls: int, sep: int, rng: random.Random) -
     } | {k: pair[k] for k in ("a_doc", "a_span", "b_doc", "b_span")}
 
 
+def tokenize_documents(
+    docs: list[list[str]], tokenizer: PreTrainedTokenizerBase, max_len: int
+) -> list[list[list[int]]]:
+    """Token ids of every sentence, per document, in one batched tokenizer call (a call per sentence
+    costs ~10x more). A "sentence" longer than a whole pair (a missed split) is cut to `max_len`:
+    it could never be packed anyway."""
+    flat = [s for doc in docs for s in doc]
+    ids = tokenizer(flat, add_special_tokens=False, truncation=True, max_length=max_len)["input_ids"] if flat else []
+    out, start = [], 0
+    for doc in docs:
+        out.append(ids[start : start + len(doc)])
+        start += len(doc)
+    return out
+
+
 def nsp_examples(
     documents: list[list[str]],
     tokenizer: PreTrainedTokenizerBase,
@@ -111,19 +131,23 @@ def nsp_examples(
     docs = [d for d in documents if d]
     if len(docs) < 2:
         raise ValueError("NSP needs at least two non-empty documents (NotNext pairs come from another document).")
+    tokenized = tokenize_documents(docs, tokenizer, max_seq_len)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return pairs_from_tokens(tokenized, cls, sep, max_seq_len, short_seq_prob, seed)
+
+
+def pairs_from_tokens(
+    tokenized: list[list[list[int]]], cls: int, sep: int, max_seq_len: int, short_seq_prob: float, seed: int
+) -> list[dict]:
+    """The pairs of `nsp_examples` from documents already tokenised (sentences of token ids)."""
     rng = random.Random(seed)
-    # A "sentence" longer than a whole pair (a missed split) is cut to fit: it could never be packed anyway.
-    tokenized = [
-        [tokenizer(s, add_special_tokens=False, truncation=True, max_length=max_seq_len)["input_ids"] for s in doc]
-        for doc in docs
-    ]
     max_tokens = max_seq_len - 3  # [CLS] A [SEP] B [SEP]
     out = []
     for d, doc in enumerate(tokenized):
         start, target = 0, _target_length(rng, max_tokens, short_seq_prob)
         while start < len(doc):
             pair, start_next = _pair(tokenized, d, start, _chunk_end(doc, start, target), target, rng)
-            packed = _pack(pair, max_tokens, tokenizer.cls_token_id, tokenizer.sep_token_id, rng)
+            packed = _pack(pair, max_tokens, cls, sep, rng)
             if packed is not None:
                 out.append(packed)
             start, target = start_next, _target_length(rng, max_tokens, short_seq_prob)

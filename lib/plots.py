@@ -127,16 +127,25 @@ def history_lrs(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_pretraining_curves(
-    histories: Mapping[str, pd.DataFrame], title: str = "Pretraining", smooth: int = 20
+    histories: Mapping[str, pd.DataFrame],
+    title: str = "Pretraining",
+    smooth: int = 20,
+    baselines: Mapping[str, tuple[float, str]] | None = None,
 ) -> plt.Figure:
-    """MLM and NSP loss and accuracy: training (rolling mean) as lines, held-out as dots."""
+    """MLM and NSP loss and accuracy: training (rolling mean) as lines, held-out as dots.
+
+    `baselines` maps a panel's column (e.g. "mlm_accuracy") to (value, label): a context-free guess drawn as
+    a dotted line, so the curve shows whether MLM has left the frequent-word plateau. NSP's chance is 50%.
+    The accuracy panel also shows held-out accuracy at [MASK] inputs alone, where copying cannot help.
+    """
     panels = [
         ("mlm_loss", "MLM loss", "cross-entropy (nats)"),
         ("mlm_accuracy", "MLM accuracy on masked tokens", "accuracy (%)"),
         ("nsp_loss", "NSP loss", "cross-entropy (nats)"),
         ("nsp_accuracy", "NSP accuracy", "accuracy (%)"),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    lines = dict(baselines or {}) | {"nsp_accuracy": (0.5, "chance (50%)")}
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), layout="constrained")
     for ax, (col, name, unit) in zip(axes.flat, panels):
         scale = 100 if col.endswith("accuracy") else 1
         for i, (label, h) in enumerate(histories.items()):
@@ -151,12 +160,19 @@ def plot_pretraining_curves(
             if f"val_{col}" in h:
                 ev = h.dropna(subset=[f"val_{col}"])
                 ax.plot(ev["step"], scale * ev[f"val_{col}"], "o--", color=color, label=f"{label} (held-out)")
+            if col == "mlm_accuracy" and "val_mlm_mask_accuracy" in h:  # no copying possible at [MASK] inputs
+                ev = h.dropna(subset=["val_mlm_mask_accuracy"])
+                ax.plot(ev["step"], 100 * ev["val_mlm_mask_accuracy"], "s:", color=color,
+                        label=f"{label} (held-out, [MASK] inputs only)")
+        if col in lines:
+            value, label = lines[col]
+            ax.axhline(scale * value, color="black", lw=1.2, ls=":", label=label)
+        if col == "mlm_accuracy" and "mlm_mask_accuracy" in lines:
+            value, label = lines["mlm_mask_accuracy"]
+            ax.axhline(100 * value, color="grey", lw=1.2, ls="-.", label=label)
         ax.set(title=name, xlabel="optimizer step", ylabel=unit)
-        if col == "nsp_accuracy":
-            ax.axhline(50, color="grey", lw=1, ls=":", label="chance")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # below the data
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -186,8 +202,8 @@ def plot_ablation(
     a.axvline(majority, color="firebrick", ls=":", lw=1.5, label=label)
     base_mean = float(cmp.loc[baseline, "mean"])
     a.axvline(base_mean, color="grey", ls="--", lw=1, label=f"baseline mean, {baseline} ({base_mean:.1f}%)")
-    lo = max(0.0, min(df["acc"].min(), majority) - 3)
-    a.set(xlim=(lo, min(100, df["acc"].max() + 3)), xlabel="test accuracy (%)", ylabel="")
+    lo = max(0.0, min(df["acc"].min(), majority, cmp["ci_low"].min()) - 3)  # every seed and interval in view
+    a.set(xlim=(lo, min(100, max(df["acc"].max(), cmp["ci_high"].max()) + 3)), xlabel="test accuracy (%)", ylabel="")
     a.set_yticks(range(len(order)), order)
     a.invert_yaxis()
     handles, labels = a.get_legend_handles_labels()  # below the panels: a legend never covers a dot

@@ -11,11 +11,15 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
+import pandas as pd
+import torch
+
+from lib import profiles
 from lib.data import DATA_VERSION, load_news_corpus
-from lib.mlm import PretrainingCollator, PretrainingModel, evaluate_pretraining
+from lib.mlm import PretrainingCollator, PretrainingModel, evaluate_pretraining, frequency_baselines
 from lib.models import load_model, save_checkpoint
 from lib.nsp import nsp_examples
-from lib.store import Record, checkpoint_dir, run_id
+from lib.store import Record, checkpoint_dir, load_experiment, run_id
 from lib.trainer import ConfigError, TrainConfig, fit
 
 METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")
@@ -36,10 +40,13 @@ class PretrainSpec:
     vocab: str = "news-8k"
     max_seq_len: int = 128
     mlm_probability: float = 0.15
+    mask_replace_prob: float = 0.8  # of the chosen tokens, shown as [MASK] (BERT: 80%); the held-out set keeps 80/10/10
+    random_replace_prob: float = 0.1  # shown as a random token; the rest are left unchanged
     nsp: bool = True
     sparse_head: bool = True
+    dropout: float = 0.1  # during pretraining only; the saved config keeps BERT's 0.1 for fine-tuning
     max_documents: int | None = None
-    eval_pairs: int = 256
+    eval_pairs: int = 512  # held-out NSP pairs, half of each label
     train: TrainConfig = field(default_factory=_pretrain_config)
 
     kind = "pretrain"
@@ -51,6 +58,8 @@ class PretrainSpec:
             raise ConfigError(f"metric={self.train.metric!r} is not a pretraining metric; choose one of {allowed}.")
         if not 0 < self.mlm_probability < 1:
             raise ConfigError(f"mlm_probability must lie in (0, 1), got {self.mlm_probability!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
         if not 8 <= self.max_seq_len <= 512:
             raise ConfigError(f"max_seq_len must lie in 8..512 (BERT's positions), got {self.max_seq_len!r}.")
 
@@ -60,10 +69,16 @@ class PretrainSpec:
     def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
         """Pretrain now (no store); the record's checkpoint is the trained `BertForPreTraining`."""
         tokenizer, model = load_model(self.model, "pretraining", vocab=self.vocab, seed=self.train.seed)
+        set_dropout(model, self.dropout)
         train, held_out = pretraining_data(self, tokenizer)
-        collate = PretrainingCollator(tokenizer, self.mlm_probability, seed=self.train.seed, nsp=self.nsp)
+        collate = PretrainingCollator(tokenizer, self.mlm_probability, seed=self.train.seed, nsp=self.nsp,
+                                      mask_replace_prob=self.mask_replace_prob,
+                                      random_replace_prob=self.random_replace_prob)
         fixed = PretrainingCollator(tokenizer, self.mlm_probability, seed=1234, nsp=self.nsp)
         eval_batches = [fixed(held_out[i : i + 64]) for i in range(0, len(held_out), 64)]  # masked once
+        special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
+        mask_id = tokenizer.mask_token_id
+        floor = frequency_baselines(train, eval_batches, special, mask_id)
         bs = self.train.batch_size
 
         shuffler = random.Random(self.train.seed)  # once per run: epochs draw on, seeds share no order
@@ -74,7 +89,7 @@ class PretrainSpec:
             for i in range(0, len(order) - bs + 1, bs):
                 yield collate([train[j] for j in order[i : i + bs]])
 
-        wrapped = PretrainingModel(model, sparse=self.sparse_head)
+        wrapped = PretrainingModel(model, sparse=self.sparse_head, mask_token_id=mask_id)
         fitted = fit(
             wrapped,
             batches,
@@ -84,20 +99,108 @@ class PretrainSpec:
             stop_on_divergence=stop_on_divergence,
         )
         # fit restored the best-evaluated weights, so their held-out metrics are already known
-        metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()} | {
+        corpus_tokens = sum(len(ex["input_ids"]) for ex in train)
+        metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()}
+        metrics |= {f"baseline_{k}": v for k, v in floor.items()} | {
             "steps": fitted.steps,
             "precision": "bf16" if self.train.use_bf16 else "fp32",
             "train_seconds": round(fitted.seconds, 2),
             "train_pairs": len(train),
+            "tokens_seen": int(fitted.history["tokens"].iloc[-1]),
+            "corpus_tokens": corpus_tokens,
+            "passes": round(float(fitted.history["tokens"].iloc[-1]) / corpus_tokens, 2),
             "tokens_per_s": round(float(fitted.history["tokens"].iloc[-1]) / fitted.seconds, 1),
+            "heldout_pairs": len(held_out),
+            "heldout_masked_tokens": int(sum(int((b["labels"] != -100).sum()) for b in eval_batches)),
+            "heldout_mask_tokens": int(sum(int((b["input_ids"] == mask_id).sum()) for b in eval_batches)),
             "checkpoint": str(checkpoint_dir(self.kind, run_id(self.identity()))),
         }
         return Record(metrics, fitted.history, None, lambda path: save_checkpoint(model, tokenizer, path))
 
 
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Every dropout layer to `p`, leaving `model.config` as it was. Short pretraining runs learn faster
+    without dropout (Geiping & Goldstein 2023, Cramming), but the checkpoint's fine-tuning should still
+    get BERT's dropout, which its saved config keeps."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
 def pretraining_data(spec: PretrainSpec, tokenizer) -> tuple[list[dict], list[dict]]:
-    """NSP examples from training documents, and held-out examples from validation documents."""
+    """NSP examples from training documents, and held-out examples from validation documents.
+
+    The held-out pairs are balanced, half IsNext and half NotNext (as many as `eval_pairs` allows), so
+    NSP's chance level is exactly 50%: a model that always says one label scores 50%, not the majority share.
+    """
     corpus = load_news_corpus(max_documents=spec.max_documents)
     train = nsp_examples(list(corpus["train"]["sentences"]), tokenizer, spec.max_seq_len, seed=spec.train.seed)
-    held_out = nsp_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len, seed=10_000)
-    return train, held_out[: spec.eval_pairs]
+    pool = nsp_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len, seed=10_000)
+    per_label = min(spec.eval_pairs // 2, *(sum(p["next_sentence_label"] == y for p in pool) for y in (0, 1)))
+    kept = {0: 0, 1: 0}
+    held_out = []
+    for pair in pool:  # the first pairs of each label, in corpus order
+        y = pair["next_sentence_label"]
+        if kept[y] < per_label:
+            held_out.append(pair)
+            kept[y] += 1
+    return train, held_out
+
+
+def scratch_spec(profile: str = "quick", device: str = "auto", nsp: bool = True) -> PretrainSpec:
+    """Notebook 01's from-scratch run for `profile`: its model, steps, rate and batch (`lib.profiles`), the
+    rest Devlin et al.'s recipe (AdamW, weight decay 0.01, warmup then linear decay, 15% masking) without
+    dropout — Cramming's choice for short runs: in a probe here it moved the same steps ~1.5x faster."""
+    budget, p = profiles.get(profile).pretrain, profiles.get(profile)
+    return PretrainSpec(
+        model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, nsp=nsp,
+        dropout=0.0,
+        train=TrainConfig(lr=budget.scratch_lr, weight_decay=0.01, warmup_ratio=0.06, max_steps=budget.scratch_steps,
+                          batch_size=budget.scratch_batch, eval_every=max(1, budget.scratch_steps // 8),
+                          metric="mlm_loss", patience=None, device=device, progress=p.progress),
+    )
+
+
+def minilm_spec(profile: str = "quick", device: str = "auto") -> PretrainSpec:
+    """Notebook 01's continuation of MiniLM's pretraining: new MLM/NSP heads at 3e-3 on the pretrained
+    encoder at 1e-4 (`head_lr`)."""
+    budget, p = profiles.get(profile).pretrain, profiles.get(profile)
+    return PretrainSpec(
+        model="minilm-l6", max_seq_len=budget.minilm_seq_len, max_documents=budget.max_documents,
+        train=TrainConfig(lr=1e-4, head_lr=3e-3, weight_decay=0.01, warmup_ratio=0.06, max_steps=budget.minilm_steps,
+                          batch_size=budget.minilm_batch, eval_every=max(1, budget.minilm_steps // 4),
+                          metric="mlm_loss", patience=None, device=device, progress=p.progress),
+    )
+
+
+def stored_scratch_run(profile: str = "quick") -> dict | None:
+    """The stored metrics of notebook 01's from-scratch run for `profile` (None before it has run)."""
+    spec = scratch_spec(profile)
+    runs = load_experiment(spec.kind, profile)
+    mine = runs[runs["run_id"] == run_id(spec.identity())] if not runs.empty else runs
+    return None if mine.empty else {"model": spec.model} | mine.iloc[-1].to_dict()
+
+
+def against_baselines(m: dict) -> pd.DataFrame:
+    """Held-out MLM and NSP of a pretraining record beside the context-free guess on the same tokens and pairs."""
+    return pd.DataFrame({
+        "our model (held-out)": [100 * m["heldout_mlm_accuracy"], 100 * m["heldout_mlm_mask_accuracy"],
+                                 m["heldout_mlm_loss"], 100 * m["heldout_nsp_accuracy"]],
+        "context-free baseline": [100 * m["baseline_frequent_token_accuracy"],
+                                  100 * m["baseline_frequent_token_mask_accuracy"], m["baseline_unigram_loss"], 50.0],
+    }, index=["MLM accuracy (%), all masked tokens, vs most frequent token",
+              "MLM accuracy (%), [MASK] inputs only, vs most frequent token",
+              "MLM loss (nats), vs unigram cross-entropy", "NSP accuracy (%), balanced pairs, vs chance"]).round(2)
+
+
+def summary_sentence(m: dict) -> str:
+    """One generated line for the README and REPORT: what the run saw and where it ended against the baselines."""
+    return (f"{m['model']} from scratch, {int(m['steps']):,} steps ({m['tokens_seen'] / 1e6:.1f}M tokens, "
+            f"{m['passes']:.2f} passes over the corpus, {m['train_seconds'] / 60:.1f} min at "
+            f"{m['tokens_per_s']:,.0f} tokens/s, {m['precision']}): held-out MLM accuracy "
+            f"{100 * m['heldout_mlm_accuracy']:.1f}% on all masked tokens (always the most frequent token: "
+            f"{100 * m['baseline_frequent_token_accuracy']:.1f}%) and {100 * m['heldout_mlm_mask_accuracy']:.1f}% "
+            f"at [MASK] inputs ({100 * m['baseline_frequent_token_mask_accuracy']:.1f}%); MLM loss "
+            f"{m['heldout_mlm_loss']:.2f} nats (unigram guess: {m['baseline_unigram_loss']:.2f}); NSP "
+            f"{100 * m['heldout_nsp_accuracy']:.1f}% on {int(m['heldout_pairs'])} balanced held-out pairs "
+            "(chance 50%).")

@@ -37,9 +37,11 @@ class PretrainBudget:
     scratch_model: str
     seq_len: int
     scratch_steps: int
+    scratch_lr: float  # bert-tiny probes: 4e-3 stays on the plateau; 1e-3-2e-3 learn to copy; 5e-4 uses context most
+    scratch_batch: int
     max_documents: int | None
     minilm_seq_len: int
-    minilm_steps: int
+    minilm_steps: int  # 0: skip continuing MiniLM's pretraining
     minilm_batch: int
     finetune_examples: int | None
     finetune_test_examples: int | None
@@ -105,7 +107,10 @@ _PROFILES: dict[str, Profile] = {
             lengths=[],
             truncations=["head", "tail"],
         ),
-        pretrain=PretrainBudget("bert-tiny", 64, 20, 40, 32, 3, 8, 64, 64, 1, mlm_only_too=False),
+        pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=20, scratch_lr=5e-4,
+                                scratch_batch=16, max_documents=40, minilm_seq_len=32, minilm_steps=3,
+                                minilm_batch=8, finetune_examples=64, finetune_test_examples=64, finetune_epochs=1,
+                                mlm_only_too=True),
         pitfall_sentences=32,
         pitfall_steps=3,
         curve_examples=[96],
@@ -133,7 +138,10 @@ _PROFILES: dict[str, Profile] = {
             lengths=[],
             truncations=["head", "tail", "head+tail"],
         ),
-        pretrain=PretrainBudget("bert-mini", 128, 250, None, 64, 60, 16, 1024, None, 3, mlm_only_too=False),
+        pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=2000, scratch_lr=5e-4,
+                                scratch_batch=32, max_documents=None, minilm_seq_len=64, minilm_steps=0,
+                                minilm_batch=16, finetune_examples=1024, finetune_test_examples=None,
+                                finetune_epochs=6, mlm_only_too=False),
         pitfall_sentences=128,
         pitfall_steps=8,
         curve_examples=[1024],
@@ -160,7 +168,10 @@ _PROFILES: dict[str, Profile] = {
             lengths=[64, 32],
             truncations=["head", "tail", "head+tail"],
         ),
-        pretrain=PretrainBudget("bert-mini", 128, 20_000, None, 128, 2_000, 32, None, None, 3, mlm_only_too=True),
+        pretrain=PretrainBudget(scratch_model="bert-mini", seq_len=128, scratch_steps=20_000, scratch_lr=1e-3,
+                                scratch_batch=128, max_documents=None, minilm_seq_len=128, minilm_steps=2_000,
+                                minilm_batch=32, finetune_examples=None, finetune_test_examples=None,
+                                finetune_epochs=3, mlm_only_too=True),
         pitfall_sentences=256,
         pitfall_steps=8,
         curve_examples=[],

@@ -14,7 +14,7 @@ import sys
 
 import pandas as pd
 
-from lib import ablations, findings, stats
+from lib import ablations, findings, pretraining, stats
 from lib.atomic import write_text
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
@@ -138,8 +138,15 @@ def times_section(profile: str) -> str:
     return "\n".join(lines)
 
 
-OTHER = {"01": "01 · Pretraining: does our checkpoint help fine-tuning?", "08": "08 · Distillation and int8",
-         "09": "09 · Your data (the shipped example file)"}
+OTHER = {"01": "01 · Pretraining: what MLM and NSP learned, and what pretraining buys",
+         "08": "08 · Distillation and int8", "09": "09 · Your data (the shipped example file)"}
+
+
+def notes(notebook: str, profile: str) -> list[str]:
+    """Measurements a notebook's findings rest on, generated from its stored runs (01: the pretraining run)."""
+    if notebook == "01" and (m := pretraining.stored_scratch_run(profile)) is not None:
+        return [pretraining.summary_sentence(m)]
+    return []
 
 
 def build(profile: str = "quick") -> str:
@@ -158,7 +165,9 @@ def build(profile: str = "quick") -> str:
         baseline_section(profile),
         *findings_lines(table, "02"),
         *(ablation_section(name, profile, table) for name in ablations.SWEEPS),
-        *(line for nb, title in OTHER.items() for line in ([f"## {title}", ""] + findings_lines(table, nb)
+        *(line for nb, title in OTHER.items() for line in ([f"## {title}", ""] + notes(nb, profile)
+                                                             + [""] * bool(notes(nb, profile))
+                                                             + findings_lines(table, nb)
                                                              if findings_lines(table, nb) else [])),
         times_section(profile),
     ]
@@ -177,7 +186,8 @@ def readme_block(profile: str = "quick") -> str:
     for nb in sorted(titles):
         rows = table[table["notebook"].astype(str).str.zfill(2) == nb]
         if not rows.empty:
-            lines += [f"**{titles[nb]}**", ""] + [f"- {findings.sentence(r)}" for _, r in rows.iterrows()] + [""]
+            lines += [f"**{titles[nb]}**", ""] + [f"- {line}" for line in notes(nb, profile)]
+            lines += [f"- {findings.sentence(r)}" for _, r in rows.iterrows()] + [""]
     return "\n".join(lines).strip()
 
 

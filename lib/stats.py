@@ -201,6 +201,19 @@ def fisher_mde(
     return math.nan
 
 
+def rate_vs_reference(k: int, n: int, reference: float) -> dict[str, float]:
+    """One rate against a fixed reference (NSP accuracy against chance 50%, MLM accuracy against the
+    frequent-token guess on the same tokens): the difference in points, its exact (Clopper-Pearson) 95%
+    interval, the exact two-sided binomial p, and the smallest difference n trials detect with 80% power
+    (normal approximation at the reference rate)."""
+    r = st.binomtest(k, n, reference)
+    ci = r.proportion_ci(confidence_level=1 - ALPHA, method="exact")
+    z = st.norm.ppf(1 - ALPHA / 2) + st.norm.ppf(POWER)
+    return {"diff": 100 * (k / n - reference), "ci_low": 100 * (ci.low - reference),
+            "ci_high": 100 * (ci.high - reference), "p": float(r.pvalue),
+            "mde": 100 * z * math.sqrt(reference * (1 - reference) / n)}
+
+
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     """Two models on the same test set, one run each: accuracy difference a − b (points), its 95% interval
     (paired-proportion Wald), the exact McNemar p (binomial on the discordant sentences), and the MDE."""

@@ -44,7 +44,8 @@ NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
 """Config keys that do not change what a run computes, so not part of its id: progress bars, the device
 request, and where a data file lives (its content fingerprint is in the id)."""
 
-ADDED_LATER = {"truncation": "head", "init": "pretrained"}
+ADDED_LATER = {"truncation": "head", "init": "pretrained", "dropout": 0.1, "mask_replace_prob": 0.8,
+               "random_replace_prob": 0.1}
 """Config keys added after runs were stored, with their default: left out of the
 id while at that default, so adding an option does not orphan every stored run."""
 

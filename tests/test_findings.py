@@ -51,3 +51,13 @@ def test_an_interaction_is_a_difference_of_paired_differences():
     frame = runs({"a": [0.6, 0.7, 0.65], "a0": [0.6, 0.7, 0.65], "b": [0.8, 0.9, 0.86], "b0": [0.7, 0.8, 0.75]})
     row = findings.difference_of_differences("i", frame, (("b", "b0"), ("a", "a0")), "label")
     assert row["mean_diff"] == pytest.approx(100 * np.mean([0.1, 0.1, 0.11])) and row["n_seeds"] == 3
+
+
+def test_a_single_model_rate_against_a_fixed_reference():
+    """Notebook 01's MLM and NSP rows: an exact binomial test, its verdict from the family's Holm p."""
+    weak = findings.against_reference("NSP", 0.6, 100, 0.5, "model", "chance", "pairs")
+    strong = findings.against_reference("MLM at [MASK]", 0.07, 10_000, 0.05, "model", "most frequent", "tokens")
+    fam = findings.family("01", [weak, strong])
+    assert fam["mean_diff"].round(3).tolist() == [10.0, 2.0]
+    assert fam["verdict"].tolist() == [findings.NOT_DETECTED, findings.SUPPORTED]
+    assert fam["test"].iloc[0] == "exact binomial on 100 held-out pairs"

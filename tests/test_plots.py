@@ -34,3 +34,12 @@ def test_the_baseline_line_is_drawn_at_the_baselines_mean_not_the_first_rows():
     fig = plots.plot_ablation(frame, stats.compare(frame, "base"), "t")
     dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
     assert [round(float(line.get_xdata()[0]), 6) for line in dashed] == [79.0]
+
+
+def test_every_interval_fits_the_accuracy_axis():
+    """A wide interval (3 spread-out seeds) must not run off the axis, as the dots alone would allow."""
+    frame = pd.DataFrame({"variant": ["wide"] * 3 + ["base"] * 3, "seed": [0, 1, 2] * 2,
+                          "test_accuracy": [0.70, 0.75, 0.76, 0.50, 0.50, 0.51], "test_majority": 0.5})
+    cmp = stats.compare(frame, "base")
+    lo, hi = plots.plot_ablation(frame, cmp, "t").axes[0].get_xlim()
+    assert lo <= cmp["ci_low"].min() and hi >= cmp["ci_high"].max() > 80

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 import torch
 
@@ -135,3 +138,75 @@ def test_bad_inputs(tokenizer):
         nsp.nsp_examples([["only one document here."]], tokenizer)
     with pytest.raises(ValueError, match="mlm_probability"):
         mlm.PretrainingCollator(tokenizer, mlm_probability=1.5)
+
+
+def test_batched_tokenisation_gives_the_per_sentence_ids(docs, tokenizer):
+    per_sentence = [[tokenizer(s, add_special_tokens=False, truncation=True, max_length=64)["input_ids"] for s in d]
+                    for d in docs[:20]]
+    assert nsp.tokenize_documents(docs[:20], tokenizer, 64) == per_sentence
+
+
+def test_frequency_baselines_on_a_known_corpus():
+    # training tokens: 5 ×5, 6 ×3, 7 ×2 (special 1 and 2 ignored); held-out targets 5, 6, 6, 7, the last at a [MASK]
+    train = [{"input_ids": [1, 5, 5, 5, 6, 2]}, {"input_ids": [1, 5, 5, 6, 6, 7, 7, 2]}]
+    batch = {"input_ids": torch.tensor([[1, 5, 9, 6, 9, 2]]), "labels": torch.tensor([[-100, 5, 6, 6, 7, -100]])}
+    out = mlm.frequency_baselines(train, [batch], special_ids=[1, 2], mask_token_id=9)
+    assert out["frequent_token_accuracy"] == pytest.approx(1 / 4)  # always 5: right once in four
+    assert out["frequent_token_mask_accuracy"] == pytest.approx(0.0)  # at [MASK] inputs the targets are 6 and 7
+    vocab, n = 8, 10  # add-one smoothing over ids 0..7, the largest seen in training or as a target
+    p = {5: 6 / (n + vocab), 6: 4 / (n + vocab), 7: 3 / (n + vocab)}
+    expected = -(math.log(p[5]) + 2 * math.log(p[6]) + math.log(p[7])) / 4
+    assert out["unigram_loss"] == pytest.approx(expected)
+    q = torch.tensor([0.5, 0.3, 0.2])
+    assert out["unigram_entropy"] == pytest.approx(float(-(q * q.log()).sum()))
+
+
+def test_mask_accuracy_counts_only_mask_inputs(examples, tokenizer):
+    _, model = load_model("bert-tiny", "pretraining", seed=0)
+    wrapped = mlm.PretrainingModel(model, sparse=True, mask_token_id=tokenizer.mask_token_id)
+    batches = [mlm.PretrainingCollator(tokenizer, seed=0)(examples[i : i + 16]) for i in (0, 16)]
+    shown = sum(int((b["input_ids"] == tokenizer.mask_token_id).sum()) for b in batches)
+    masked = sum(int((b["labels"] != -100).sum()) for b in batches)
+    assert 0.7 * masked < shown < 0.9 * masked  # 80% of the chosen tokens show [MASK]
+    with torch.no_grad():
+        hits_at_mask = hits = 0
+        for b in batches:
+            pred = model(**{k: v for k, v in b.items() if k != "next_sentence_label"}).prediction_logits.argmax(-1)
+            chosen = b["labels"] != -100
+            hits += int((pred[chosen] == b["labels"][chosen]).sum())
+            at_mask = chosen & (b["input_ids"] == tokenizer.mask_token_id)
+            hits_at_mask += int((pred[at_mask] == b["labels"][at_mask]).sum())
+    out = mlm.evaluate_pretraining(wrapped, batches)
+    assert out["mlm_mask_accuracy"] == pytest.approx(hits_at_mask / shown, abs=1e-6)
+    assert out["mlm_accuracy"] == pytest.approx(hits / masked, abs=1e-6)
+
+
+def test_held_out_pairs_are_balanced_and_dropout_stays_in_the_config(tmp_path, monkeypatch, tokenizer):
+    spec = pt.PretrainSpec(model="bert-tiny", max_seq_len=32, max_documents=30, eval_pairs=10, dropout=0.0)
+    labels = [p["next_sentence_label"] for p in pt.pretraining_data(spec, tokenizer)[1]]
+    assert len(labels) == 10 and sum(labels) == 5
+    short = [p["next_sentence_label"] for p in pt.pretraining_data(
+        dataclasses.replace(spec, eval_pairs=1000), tokenizer)[1]]  # the rarer label runs out first
+    assert 10 < len(short) < 1000 and sum(short) == len(short) // 2 and len(short) % 2 == 0
+    _, model = load_model("bert-tiny", "pretraining", seed=0)
+    pt.set_dropout(model, 0.0)
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    assert model.config.hidden_dropout_prob == 0.1  # a checkpoint fine-tunes with BERT's dropout
+    with pytest.raises(ValueError, match="dropout"):
+        pt.PretrainSpec(dropout=1.0)
+
+
+def test_profile_pretraining_specs_are_built_in_one_place():
+    for profile in ("smoke", "quick", "full"):
+        spec = pt.scratch_spec(profile)
+        budget = pt.profiles.get(profile).pretrain
+        assert (spec.model, spec.train.max_steps, spec.train.lr) == (
+            budget.scratch_model, budget.scratch_steps, budget.scratch_lr)
+        assert not pt.scratch_spec(profile, nsp=False).nsp
+
+
+def test_mask_only_replacement_shows_every_chosen_token_as_mask(examples, tokenizer):
+    """mask_replace_prob=1 (Wettig et al. 2023): no token left unchanged or swapped, so nothing can be copied."""
+    batch = mlm.PretrainingCollator(tokenizer, seed=0, mask_replace_prob=1.0, random_replace_prob=0.0)(examples[:64])
+    chosen = batch["labels"] != -100
+    assert chosen.sum() > 200 and (batch["input_ids"][chosen] == tokenizer.mask_token_id).all()

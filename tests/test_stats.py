@@ -117,3 +117,13 @@ def test_mcnemar_counts_only_the_sentences_the_two_models_disagree_on():
     r = stats.mcnemar(a, b)
     assert r["discordant"] == 10 and r["diff"] == pytest.approx(6.0)
     assert r["p"] == pytest.approx(st.binomtest(8, 10).pvalue)
+
+
+def test_rate_against_a_fixed_reference():
+    r = stats.rate_vs_reference(60, 100, 0.5)  # 60 of 100 against chance
+    assert r["diff"] == pytest.approx(10.0)
+    assert r["p"] == pytest.approx(0.05689, abs=1e-4)  # exact two-sided binomial
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((-0.28, 19.67), abs=0.01)  # Clopper-Pearson 0.4972-0.6967
+    assert r["mde"] == pytest.approx(100 * (1.95996 + 0.84162) * 0.05, abs=0.01)
+    same = stats.rate_vs_reference(50, 100, 0.5)
+    assert same["diff"] == 0 and same["p"] == pytest.approx(1.0)

@@ -174,3 +174,28 @@ def test_a_run_id_names_the_requested_precision_not_this_machines(results, fake_
     again = sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
     assert again.frame["cached"].all() and list(again.frame["run_id"]) == list(first.frame["run_id"])
     assert ablations.baseline_spec("smoke").identity()["train"]["bf16"] is None
+
+
+def test_two_shard_processes_at_once_train_each_run_once_and_keep_the_csv_whole(tmp_path):
+    """`python -m lib.sweep warmup --shard i/2` in two processes started together, sharing one results folder:
+    every run of the grid is trained exactly once, and the experiment's CSV (both write it under its lock)
+    ends with one intact row per run."""
+    import os
+    import subprocess
+    import sys
+
+    from lib.paths import ROOT
+
+    env = os.environ | {"WORKBOOK_RESULTS_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "lib.sweep", "warmup", "--profile", "smoke"]
+    procs = [subprocess.Popen(cmd + ["--shard", f"{i}/2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    grid = ablations.warmup("smoke")
+    expected = set(grid.run_ids())
+    folders = {p.parent.name for p in (tmp_path / "runs" / grid.experiment).glob("*/metrics.json")}
+    assert folders == expected  # every run once, none extra
+    table = pd.read_csv(tmp_path / f"{grid.experiment}.csv")
+    assert sorted(table["run_id"].tolist()) == sorted(expected)  # one row per run, no torn or doubled rows
+    assert table["test_accuracy"].between(0, 1).all()
