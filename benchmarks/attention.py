@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from transformers import BertForSequenceClassification
 
-from benchmarks.hardware import append_section
+from benchmarks.hardware import append_section, precisions
 from lib.models import minilm_dir, quiet_transformers
 
 
@@ -49,7 +49,7 @@ def run(batch: int = 32, seqs: tuple[int, ...] = (32, 64, 128)) -> pd.DataFrame:
             for k in ("sdpa", "eager")
         }
     rows = []
-    for train, bf16, seq in itertools.product((True, False), (True, False), seqs):
+    for train, bf16, seq in itertools.product((True, False), reversed(precisions()), seqs):
         ms = {k: step_ms(m, batch, seq, bf16, train) for k, m in models.items()}
         rows.append(
             {

@@ -51,12 +51,12 @@ of notebook 02 before bf16 became the default. Test accuracy (%):
 
 {line}
 
-**Defaults that follow from these tables.** `TrainConfig.bf16` defaults to `None`, resolved per machine by
-`lib.device.bf16_supported`: bf16 autocast on CUDA with bf16 and on CPUs with AMX or AVX512-BF16 (faster above, same
-accuracy), fp32 elsewhere (emulated bf16 is slow). The resolved value is stored in each run's config. The sparse MLM
-head stays the pretraining default (`PretrainSpec.sparse_head=True`: 1.4–2.4× per step in fp32). Length-grouped
-batches stay on (`group_by_length=True`): with them our loop moves 1.5× (fp32) to 1.7× (bf16) the real tokens per
-second of `transformers.Trainer`'s random batches.
+**Defaults that follow from these tables.** `TrainConfig.bf16` defaults to `None` ("auto"): bf16 autocast where
+the hardware has it natively (CUDA with bf16; CPUs with AMX or AVX512-BF16), fp32 elsewhere (emulated bf16 is slow).
+A run's config keeps the request and its metrics say which precision ran. The sparse MLM head stays the pretraining
+default (`PretrainSpec.sparse_head=True`; the pretraining table above gives its speed-up per model and precision),
+and so do length-grouped batches (`group_by_length=True`; the fine-tuning tables above compare our loop with
+`transformers.Trainer` both with and without them).
 """
     print(section)
     path = ROOT / "results" / "benchmarks.md"

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from benchmarks.hardware import describe_machine, matmul_peak
+from benchmarks.hardware import describe_machine, matmul_peak, precisions
 from lib.data import load_news_corpus
 from lib.mlm import PretrainingCollator, PretrainingModel
 from lib.models import load_model
@@ -80,7 +80,7 @@ def run(steps: int = 5, batch: int = 32, seq: int = 128, models: str = "bert-tin
         collate = PretrainingCollator(tokenizer, seed=0)
         batches = [collate(examples[i * batch : (i + 1) * batch]) for i in range(steps + 1)]
         for sparse in (False, True):
-            for bf16 in (False, True):
+            for bf16 in precisions():
                 row = bench(name, sparse, bf16, batches, steps)
                 row["MFU %"] = round(100 * row["TFLOP/s"] / (peak["bf16"] if bf16 else peak["fp32"]), 1)
                 row["TFLOP/s"] = round(row["TFLOP/s"], 3)

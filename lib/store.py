@@ -236,9 +236,13 @@ def _copy_in(found: Path, final: Path) -> None:
         shutil.copytree(found, tmp)
 
 
+TIMINGS = ("seconds", "_per_s")
+"""Metrics that time a run (train_seconds, tokens_per_s …): they change with the machine's load, never with the run."""
+
+
 def _report_difference(stored: dict, fresh: dict, rid: str) -> None:
     """A recomputed run (its checkpoint was missing) is compared with its record, never written over it."""
-    changed = [k for k, v in stored.items() if isinstance(v, (int, float)) and not k.endswith("seconds")
+    changed = [k for k, v in stored.items() if isinstance(v, (int, float)) and not k.endswith(TIMINGS)
                and isinstance(fresh.get(k), (int, float)) and fresh[k] != v]
     if changed:
         shown = ", ".join(f"{k} {stored[k]:.4g} → {fresh[k]:.4g}" for k in changed[:4])

@@ -158,3 +158,11 @@ def test_sigkill_at_random_moments_never_loses_a_row(results):
     assert len(table) == 12 and table["run_id"].is_unique
     leftovers = [p for p in results.rglob("*") if TMP_MARK in p.name]
     assert not leftovers, leftovers
+
+
+def test_a_rebuilt_checkpoint_reports_changed_numbers_but_not_timings(capsys):
+    stored = {"test_accuracy": 0.75, "train_seconds": 10.0, "tokens_per_s": 2000.0, "steps": 64}
+    store._report_difference(stored, stored | {"train_seconds": 12.0, "tokens_per_s": 2300.0}, "seed0-x")
+    assert capsys.readouterr().out == ""  # the machine's speed changed, not the run
+    store._report_difference(stored, stored | {"test_accuracy": 0.74}, "seed0-x")
+    assert "test_accuracy 0.75 → 0.74" in capsys.readouterr().out
