@@ -100,16 +100,17 @@ class PretrainSpec:
         )
         # fit restored the best-evaluated weights, so their held-out metrics are already known
         corpus_tokens = sum(len(ex["input_ids"]) for ex in train)
+        seen = int(fitted.history["tokens"].iloc[-1])
         metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()}
         metrics |= {f"baseline_{k}": v for k, v in floor.items()} | {
             "steps": fitted.steps,
             "precision": "bf16" if self.train.use_bf16 else "fp32",
             "train_seconds": round(fitted.seconds, 2),
             "train_pairs": len(train),
-            "tokens_seen": int(fitted.history["tokens"].iloc[-1]),
+            "tokens_seen": seen,
             "corpus_tokens": corpus_tokens,
-            "passes": round(float(fitted.history["tokens"].iloc[-1]) / corpus_tokens, 2),
-            "tokens_per_s": round(float(fitted.history["tokens"].iloc[-1]) / fitted.seconds, 1),
+            "passes": round(seen / corpus_tokens, 2),
+            "tokens_per_s": round(seen / fitted.seconds, 1),
             "heldout_pairs": len(held_out),
             "heldout_masked_tokens": int(sum(int((b["labels"] != -100).sum()) for b in eval_batches)),
             "heldout_mask_tokens": int(sum(int((b["input_ids"] == mask_id).sum()) for b in eval_batches)),
@@ -151,7 +152,8 @@ def scratch_spec(profile: str = "quick", device: str = "auto", nsp: bool = True)
     """Notebook 01's from-scratch run for `profile`: its model, steps, rate and batch (`lib.profiles`), the
     rest Devlin et al.'s recipe (AdamW, weight decay 0.01, warmup then linear decay, 15% masking) without
     dropout — Cramming's choice for short runs: in a probe here it moved the same steps ~1.5x faster."""
-    budget, p = profiles.get(profile).pretrain, profiles.get(profile)
+    p = profiles.get(profile)
+    budget = p.pretrain
     return PretrainSpec(
         model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, nsp=nsp,
         dropout=0.0,
@@ -164,7 +166,8 @@ def scratch_spec(profile: str = "quick", device: str = "auto", nsp: bool = True)
 def minilm_spec(profile: str = "quick", device: str = "auto") -> PretrainSpec:
     """Notebook 01's continuation of MiniLM's pretraining: new MLM/NSP heads at 3e-3 on the pretrained
     encoder at 1e-4 (`head_lr`)."""
-    budget, p = profiles.get(profile).pretrain, profiles.get(profile)
+    p = profiles.get(profile)
+    budget = p.pretrain
     return PretrainSpec(
         model="minilm-l6", max_seq_len=budget.minilm_seq_len, max_documents=budget.max_documents,
         train=TrainConfig(lr=1e-4, head_lr=3e-3, weight_decay=0.01, warmup_ratio=0.06, max_steps=budget.minilm_steps,

@@ -149,6 +149,15 @@ def notes(notebook: str, profile: str) -> list[str]:
     return []
 
 
+def other_section(notebook: str, title: str, profile: str, table: pd.DataFrame) -> str | None:
+    """A notebook's section without a per-cell table: its generated notes, then its findings (None if none)."""
+    rows = findings_lines(table, notebook)
+    if not rows:
+        return None
+    measured = notes(notebook, profile)
+    return "\n".join([f"## {title}", ""] + measured + [""] * bool(measured) + rows)
+
+
 def build(profile: str = "quick") -> str:
     """The whole report as Markdown."""
     table = findings.write(profile)
@@ -165,10 +174,7 @@ def build(profile: str = "quick") -> str:
         baseline_section(profile),
         *findings_lines(table, "02"),
         *(ablation_section(name, profile, table) for name in ablations.SWEEPS),
-        *(line for nb, title in OTHER.items() for line in ([f"## {title}", ""] + notes(nb, profile)
-                                                             + [""] * bool(notes(nb, profile))
-                                                             + findings_lines(table, nb)
-                                                             if findings_lines(table, nb) else [])),
+        *(other_section(nb, title, profile, table) for nb, title in OTHER.items()),
         times_section(profile),
     ]
     return "\n".join(p for p in parts if p is not None)
