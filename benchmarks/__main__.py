@@ -1,6 +1,6 @@
 """Run every benchmark one after another and write results/benchmarks.md.
 
-python -m benchmarks            (≈ 10 min on the 2-core CPU; run nothing else meanwhile)
+python -m benchmarks            (run nothing else meanwhile)
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ bf16 autocast (all three; on a CPU without native bf16 it is emulated, which is 
 
 {bf16}
 
-## Pretraining step: dense vs sparse MLM head, fp32 vs bf16
+## Pretraining step: dense vs sparse MLM head, and `transformers.Trainer` + `BertForPreTraining`
 
-Batch 32 × 128 tokens of NSP pairs from the news corpus, MLM + NSP loss, backward, clipping and a fused AdamW step;
-mean of 5 steps after one warm-up. Model FLOPs: 6 × (encoder weights + attention scores + MLM output layer at every
-position for the dense head, at masked positions only for the sparse one) per token; MFU = achieved / measured matmul
-peak of the same precision.
+Batch 32 × 128 tokens of NSP pairs from the news corpus, MLM + NSP loss, backward, clipping and a fused AdamW step,
+in training mode (dropout on); mean of 5 steps after one warm-up. `Trainer` is `transformers.Trainer` with the stock
+`BertForPreTraining` (dense head) at its best settings here (fused AdamW, no logging, no evaluation), fed the very
+same batches and masks (sequential sampling through a fresh collator with the same seed). Model FLOPs: 6 × (encoder
+weights + attention scores + MLM output layer at every position for the dense head, at masked positions only for the
+sparse one) per token; MFU = achieved / measured matmul peak of the same precision.
 
 {pre.to_markdown(index=False)}
 """

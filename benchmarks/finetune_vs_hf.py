@@ -82,7 +82,7 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
                 lr_scheduler_type="linear",
                 max_grad_norm=1.0,
                 bf16=bf16,
-                use_cpu=True,
+                use_cpu=not torch.cuda.is_available(),  # a GPU where there is one, as our loop picks
                 report_to=[],
                 save_strategy="no",
                 eval_strategy="no",

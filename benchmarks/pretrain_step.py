@@ -1,5 +1,6 @@
-"""Pretraining step throughput: dense vs sparse MLM head, fp32 vs bf16, per model,
-and model FLOP utilisation against this machine's measured matmul peak.
+"""Pretraining step throughput: dense vs sparse MLM head, fp32 vs bf16, per model, against
+`transformers.Trainer` + `BertForPreTraining` (dense head) on the same batches, and model FLOP utilisation
+against this machine's measured matmul peak.
 
     python -m benchmarks.pretrain_step [--steps 5] [--batch 32] [--seq 128]
 
@@ -10,6 +11,7 @@ two torch processes on 2 cores slow each other ~8x.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import torch
@@ -34,7 +36,7 @@ def train_flops_per_token(model, seq: int, masked_fraction: float, sparse: bool)
 
 def bench(name: str, sparse: bool, bf16: bool, batches: list[dict], steps: int) -> dict:
     tokenizer, model = load_model(name, "pretraining", seed=0)
-    wrapped = PretrainingModel(model, sparse=sparse)
+    wrapped = PretrainingModel(model, sparse=sparse).train()  # dropout on, as in training (from_pretrained is eval)
     opt = build_optimizer(param_groups(model, 1e-4))
     params = list(model.parameters())
 
@@ -57,12 +59,66 @@ def bench(name: str, sparse: bool, bf16: bool, batches: list[dict], steps: int) 
     flops = train_flops_per_token(model, seq, masked, sparse) * batches[1]["input_ids"].numel()
     return {
         "model": name,
+        "trainer": "ours",
         "head": "sparse" if sparse else "dense",
         "precision": "bf16" if bf16 else "fp32",
         "s/step": round(seconds, 3),
         "tokens/s": round(tokens / seconds),
         "TFLOP/s": flops / seconds / 1e12,
         "loss": round(losses[-1], 3),
+    }
+
+
+def bench_hf(name: str, bf16: bool, examples: list[dict], batch: int, steps: int, ours: list[dict]) -> dict:
+    """`transformers.Trainer` with `BertForPreTraining` (its dense head) at its best settings here (fused AdamW,
+    bf16 where native, no logging, no evaluation) on the very batches `bench` used: the same examples in order
+    (`sequential`) through a fresh collator with the same seed, so the same masks. Timed from the end of the
+    first (warm-up) step to the end of training."""
+    from accelerate.state import AcceleratorState
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # each Trainer sets its own precision
+    tokenizer, model = load_model(name, "pretraining", seed=0)
+    collate, seen = PretrainingCollator(tokenizer, seed=0), []
+
+    def counting(features):
+        out = collate(features)
+        seen.append(out)
+        return out
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.end = time.perf_counter()
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out, max_steps=steps + 1, per_device_train_batch_size=batch, learning_rate=1e-4,
+            weight_decay=0.01, max_grad_norm=1.0, optim="adamw_torch_fused", bf16=bf16,
+            use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no", eval_strategy="no",
+            logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0,
+            train_sampling_strategy="sequential", remove_unused_columns=False,
+        )
+        Trainer(model=model, args=args, train_dataset=examples[: (steps + 1) * batch], data_collator=counting,
+                callbacks=[clock]).train()
+    same = all(torch.equal(a["labels"], b["labels"]) for a, b in zip(seen, ours))
+    seconds = (clock.end - clock.start) / steps
+    tokens = sum(int(b["attention_mask"].sum()) for b in ours[1 : steps + 1]) / steps
+    masked = sum(int((b["labels"] != -100).sum()) for b in ours[1 : steps + 1]) / steps / tokens
+    flops = train_flops_per_token(model, ours[1]["input_ids"].shape[1], masked, False) * ours[1]["input_ids"].numel()
+    return {
+        "model": name,
+        "trainer": "Trainer" + ("" if same else " (other batches!)"),
+        "head": "dense",
+        "precision": "bf16" if bf16 else "fp32",
+        "s/step": round(seconds, 3),
+        "tokens/s": round(tokens / seconds),
+        "TFLOP/s": flops / seconds / 1e12,
+        "loss": float("nan"),  # Trainer logs nothing here (logging costs time)
     }
 
 
@@ -79,9 +135,10 @@ def run(steps: int = 5, batch: int = 32, seq: int = 128, models: str = "bert-tin
         examples = nsp_examples(docs, tokenizer, max_seq_len=seq, seed=0)
         collate = PretrainingCollator(tokenizer, seed=0)
         batches = [collate(examples[i * batch : (i + 1) * batch]) for i in range(steps + 1)]
-        for sparse in (False, True):
+        for trainer, sparse in (("ours", False), ("ours", True), ("Trainer", False)):
             for bf16 in precisions():
-                row = bench(name, sparse, bf16, batches, steps)
+                row = bench(name, sparse, bf16, batches, steps) if trainer == "ours" else \
+                    bench_hf(name, bf16, examples, batch, steps, batches)
                 row["MFU %"] = round(100 * row["TFLOP/s"] / (peak["bf16"] if bf16 else peak["fp32"]), 1)
                 row["TFLOP/s"] = round(row["TFLOP/s"], 3)
                 rows.append(row)

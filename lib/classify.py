@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from lib import parallel
 from lib.trainer import TRUNCATIONS, ConfigError, TrainConfig, fit, to_device
 
 METRICS = ("accuracy", "macro_f1", "loss")
@@ -88,12 +89,13 @@ def make_loader(
     """
     collate = DataCollatorWithPadding(tokenizer)
     ds = ds.with_format("torch", columns=list(ds.column_names))
+    pin = torch.cuda.is_available()  # page-locked batches copy to a GPU faster
     if order is None:
-        return DataLoader(ds, batch_size=batch_size, collate_fn=collate)
+        return DataLoader(ds, batch_size=batch_size, collate_fn=collate, pin_memory=pin)
     if group_by_length:
         sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=order)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate)
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate, pin_memory=pin)
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, pin_memory=pin)
 
 
 def epoch_loaders(ds: datasets.Dataset, tokenizer, cfg: TrainConfig) -> Callable[[int], DataLoader]:
@@ -123,17 +125,22 @@ def predict(
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort([len(x) for x in ds["input_ids"]], kind="stable")
+    mine = parallel.share(order)  # several processes: each predicts every N-th example, then all gather
     logits, labels, losses = [], [], []
-    for batch in make_loader(ds.select(order), tokenizer, batch_size, None, False):
+    for batch in make_loader(ds.select(mine), tokenizer, batch_size, None, False):
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(**batch)
         logits.append(out.logits.float().cpu())
         labels.append(batch["labels"].cpu())
         losses.append(out.loss.item() * len(batch["labels"]))
-    back = np.argsort(order)  # undo the sort
-    y = torch.cat(labels).numpy()[back]
-    return torch.cat(logits).numpy()[back], y, float(sum(losses) / max(1, len(y)))
+    mine_logits = torch.cat(logits).numpy() if logits else np.zeros((0, model.config.num_labels), np.float32)
+    mine_labels = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
+    pieces = parallel.gather((mine, mine_logits, mine_labels, losses))
+    back = np.argsort(np.concatenate([p[0] for p in pieces]))  # undo the sort (and the split)
+    y = np.concatenate([p[2] for p in pieces])[back]
+    all_losses = [loss for p in pieces for loss in p[3]]
+    return np.concatenate([p[1] for p in pieces])[back], y, float(sum(all_losses) / max(1, len(y)))
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from lib import ablations, baselines, plots, profiles, stats, store
+from lib import ablations, baselines, parallel, plots, profiles, stats, store
 from lib.cli import Parser
 from lib.data import data_label
 from lib.experiment import FinetuneSpec
@@ -126,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     spec, seeds = spec_from_args(parser, args)
     experiment = args.experiment or f"finetune__{data_label(spec.data)}"
     dsd = spec.dataset()
-    print(f"{data_label(spec.data)}: " + ", ".join(f"{k} {len(v):,}" for k, v in dsd.items())
-          + f"; classes {dsd['train'].features['label'].names}; model {spec.model}", flush=True)
-    floor = baselines.tfidf_logreg(dsd)
+    main_process = parallel.is_main()  # under `accelerate launch`, every process trains; one reports
+    if main_process:
+        print(f"{data_label(spec.data)}: " + ", ".join(f"{k} {len(v):,}" for k, v in dsd.items())
+              + f"; classes {dsd['train'].features['label'].names}; model {spec.model}", flush=True)
     runs = [store.run(experiment, s, args.profile, args.force) for s in spec.seeds(seeds)]
-    print(report(runs, floor, experiment, args.profile))
+    if main_process:
+        print(report(runs, baselines.tfidf_logreg(dsd), experiment, args.profile))
     return 0
 
 

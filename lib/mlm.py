@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertForPreTraining, DataCollatorForLanguageModeling
 
+from lib import parallel
+
 MODEL_KEYS = ("input_ids", "token_type_ids", "next_sentence_label")
 
 
@@ -102,7 +104,7 @@ def evaluate_pretraining(model: PretrainingModel, batches: list[dict]) -> dict[s
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
     totals: dict[str, int] = {}
-    for batch in batches:
+    for batch in parallel.share(batches):  # several processes: each scores every N-th batch
         batch = {k: v.to(device) for k, v in batch.items()}
         logs = model(**batch).logs
         for k, v in logs.items():
@@ -112,6 +114,10 @@ def evaluate_pretraining(model: PretrainingModel, batches: list[dict]) -> dict[s
                       else logs["masked_tokens"] if k.startswith("mlm") else len(batch["input_ids"]))
             sums[k] = sums.get(k, 0.0) + v * weight
             totals[k] = totals.get(k, 0) + weight
+    if parallel.world_size() > 1:
+        parts = parallel.gather((sums, totals))
+        sums = {k: sum(p[0].get(k, 0.0) for p in parts) for k in parts[0][0]}
+        totals = {k: sum(p[1].get(k, 0) for p in parts) for k in parts[0][1]}
     return {k: v / max(1, totals[k]) for k, v in sums.items()}
 
 

@@ -13,13 +13,16 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader, Sampler
 
-from lib import profiles
+from lib import parallel, profiles
+from lib.cli import Parser
 from lib.data import DATA_VERSION, load_news_corpus
 from lib.mlm import PretrainingCollator, PretrainingModel, evaluate_pretraining, frequency_baselines
 from lib.models import load_model, save_checkpoint
 from lib.nsp import nsp_examples
 from lib.store import Record, checkpoint_dir, load_experiment, run_id
+from lib.store import run as stored_run
 from lib.trainer import ConfigError, TrainConfig, fit
 
 METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")
@@ -81,13 +84,10 @@ class PretrainSpec:
         floor = frequency_baselines(train, eval_batches, special, mask_id)
         bs = self.train.batch_size
 
-        shuffler = random.Random(self.train.seed)  # once per run: epochs draw on, seeds share no order
+        shuffled = Shuffled(len(train), random.Random(self.train.seed))  # once per run: seeds share no order
 
-        def batches(epoch: int):
-            order = list(range(len(train)))
-            shuffler.shuffle(order)
-            for i in range(0, len(order) - bs + 1, bs):
-                yield collate([train[j] for j in order[i : i + bs]])
+        def batches(epoch: int) -> DataLoader:
+            return DataLoader(train, batch_size=bs, sampler=shuffled, drop_last=True, collate_fn=collate)
 
         wrapped = PretrainingModel(model, sparse=self.sparse_head, mask_token_id=mask_id)
         fitted = fit(
@@ -117,6 +117,21 @@ class PretrainSpec:
             "checkpoint": str(checkpoint_dir(self.kind, run_id(self.identity()))),
         }
         return Record(metrics, fitted.history, None, lambda path: save_checkpoint(model, tokenizer, path))
+
+
+class Shuffled(Sampler):
+    """A new order of `n` examples each epoch, all drawn from one run-long `random.Random`."""
+
+    def __init__(self, n: int, rng: random.Random):
+        self.n, self.rng = n, rng
+
+    def __iter__(self):
+        order = list(range(self.n))
+        self.rng.shuffle(order)
+        return iter(order)
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
@@ -207,3 +222,24 @@ def summary_sentence(m: dict) -> str:
             f"{m['heldout_mlm_loss']:.2f} nats (unigram guess: {m['baseline_unigram_loss']:.2f}); NSP "
             f"{100 * m['heldout_nsp_accuracy']:.1f}% on {int(m['heldout_pairs'])} balanced held-out pairs "
             "(chance 50%).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lib.pretraining --profile quick`: notebook 01's from-scratch run, stored like any run.
+
+    Under `accelerate launch --num_processes N` the N processes train it together (`lib.trainer.fit`)."""
+    parser = Parser(prog="python -m lib.pretraining", description=main.__doc__.split("\n")[0])
+    parser.add_profile()
+    parser.add_argument("--no-nsp", action="store_true", help="masked LM only")
+    parser.add_argument("--force", action="store_true", help="train again even where the run is stored")
+    args = parser.parse_args(argv)
+    spec = scratch_spec(args.profile, nsp=not args.no_nsp)
+    stored = stored_run(spec.kind, spec, args.profile, args.force)
+    if parallel.is_main():
+        print(summary_sentence({"model": spec.model} | stored.metrics))
+        print(f"run: {stored.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,7 +7,8 @@ trains it and returns a `Record`. `run(experiment, spec)` returns the stored
 `Run` when there is one, else computes, stores and returns it.
 
 On disk, `results/runs/<experiment>/<run_id>/` holds `config.json`,
-`history.csv` (one row per optimizer step), `metrics.json`, `env.json` and,
+`history.csv.gz` (one row per optimizer step; `history.csv` in runs stored
+before 2026-11-24), `metrics.json`, `env.json` and,
 for classifiers, `predictions.csv.gz`. **The folder is the truth**: it appears
 in one atomic rename, and `results/<experiment>.csv` is only an index of the
 folders, repaired from them on every replay, sweep and report, so no kill can
@@ -19,7 +20,9 @@ weights (pretraining, a distillation teacher) writes them to
 training again (resume after a crash, replay in class) unless `force=True`.
 The same identity stored under another experiment (notebook 02's baseline is
 a cell of every ablation) is copied, not retrained. A per-run lock makes two
-processes that ask for the same run train it once between them.
+processes that ask for the same run train it once between them. Processes
+launched to train one run together (`lib.parallel`) all compute it; only the
+main one writes it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,10 +39,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from lib import parallel
 from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
 from lib.models import WRITER_FILE, default_attention
 from lib.paths import CHECKPOINT_DIR, located, portable, results_dir
+
+HISTORY = "history.csv.gz"
 
 NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
 """Config keys that do not change what a run computes, so not part of its id: progress bars, the device
@@ -153,7 +160,7 @@ def load_run(path: Path, experiment: str, checkpoint: Path | None = None) -> Run
         run_id=path.name,
         config=json.loads((path / "config.json").read_text()),
         metrics=json.loads((path / "metrics.json").read_text()),
-        history=pd.read_csv(path / "history.csv"),
+        history=pd.read_csv(history_path(path)),
         predictions=pd.read_csv(preds, keep_default_na=False) if preds else None,
         cached=True,
         path=path,
@@ -167,11 +174,17 @@ def _write_folder(final: Path, config: dict, record: Record) -> None:
         tmp.mkdir(parents=True)
         (tmp / "config.json").write_text(_dump(config))
         (tmp / "env.json").write_text(_dump(environment(_find(config, "seed"), default_attention())))
-        record.history.to_csv(tmp / "history.csv", index=False)
+        gz = {"method": "gzip", "mtime": 0}  # no timestamp inside: the same run gives the same bytes
+        record.history.to_csv(tmp / HISTORY, index=False, compression=gz)
         if record.predictions is not None:
-            gz = {"method": "gzip", "mtime": 0}
             record.predictions.to_csv(tmp / "predictions.csv.gz", index=False, compression=gz)
         (tmp / "metrics.json").write_text(_dump(record.metrics))
+
+
+def history_path(folder: Path) -> Path:
+    """A run's per-step log: gzipped since a full-profile run logs thousands of steps (200 kB each as text)."""
+    packed = folder / HISTORY
+    return packed if packed.exists() else folder / "history.csv"
 
 
 def _finished(folder: Path) -> bool:
@@ -274,26 +287,32 @@ def run(
     final = root / "runs" / experiment / rid
     keep = spec.keeps_checkpoint if keep_checkpoint is None else keep_checkpoint
     ckpt = checkpoint_dir(spec.kind, rid) if keep else None
-    with locked(root / "runs" / ".locks" / rid):  # two processes asking for one run: the second replays it
+    main = parallel.is_main()  # launched as several processes, all train the run and the main one stores it
+    with locked(root / "runs" / ".locks" / rid) if main else nullcontext():  # the second asker replays the run
         found = None if force else stored_path(experiment, config, profile)
         have_weights = ckpt is None or (located(ckpt) / "config.json").exists()
+        found, have_weights = parallel.from_main((found, have_weights))  # one decision that every process follows
         cached = found is not None and have_weights
         if not cached:
             record = spec.compute(profile, stop_on_divergence)
-            if ckpt is not None and record.save_checkpoint is not None:
+            if main and ckpt is not None and record.save_checkpoint is not None:
                 kept = (found / "metrics.json").read_text() if found is not None else _dump(record.metrics)
                 with atomic_path(located(ckpt)) as tmp:
                     record.save_checkpoint(tmp)
                     writer = {"run_id": rid, "record": hashlib.sha1(kept.encode()).hexdigest()[:10]}
                     (tmp / WRITER_FILE).write_text(_dump(writer))
             if found is not None:  # only the weights were missing
-                _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
+                if main:
+                    _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
             else:
-                _write_folder(final, config, record)
+                if main:
+                    _write_folder(final, config, record)
                 found = final
-        if found != final:
+        if found != final and main:
             _copy_in(found, final)
-    reindex(experiment, profile)
+    if main:
+        reindex(experiment, profile)
+    parallel.barrier()  # the others read the run once the main process has written it
     stored = load_run(final, experiment, ckpt)
     stored.cached = cached
     return stored

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lib import ablations, stats, store
+from lib import ablations, parallel, stats, store
 from lib.cli import Parser
 from lib.data import data_label
 from lib.grid import Sweep
@@ -58,6 +58,7 @@ def run_sweep(
     """Run (or replay) every run of `sweep` — or of shard i of n — and return them with a tidy frame."""
     check_profile(profile)
     i, n = shard
+    progress = progress and parallel.is_main()  # launched as several processes: one prints
     specs = [cell for k, cell in enumerate(sweep.specs()) if k % n == i]
     stored = [not force and store.stored_path(sweep.experiment, s.identity(), profile) is not None for _, s in specs]
     todo = sum(not s for s in stored)
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"{'':16s}· {v}" for v in s.variants))
         return 0
     result = run_sweep(grids[0], args.profile, args.force, shard=args.shard)
+    if not parallel.is_main():
+        return 0
     if args.shard != (0, 1):
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run without --shard to summarise the whole grid")
         return 0

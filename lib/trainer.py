@@ -8,11 +8,15 @@ periodic evaluation, early stopping that restores the best weights, a per-step
 log, and a clear error when the loss turns NaN. Tasks live elsewhere:
 classification in `lib.classify`, MLM + NSP in `lib.mlm`.
 
-Several GPUs: this loop is single-process. The same model, groups and schedule
-run data-parallel through `accelerate launch` (wrap model, optimizer and
-loaders with `Accelerator.prepare`, call `accelerator.backward(loss)`) or
-`torchrun` with `DistributedDataParallel` and a `DistributedSampler`; keep
-`batch_size × grad_accum × processes` equal to the single-device batch.
+Several processes: `fit` runs on Hugging Face Accelerate. Model, optimizer,
+scheduler and loaders go through `Accelerator.prepare`, the backward through
+`accelerator.backward`, accumulation through `accelerator.accumulate`,
+clipping through `accelerator.clip_grad_norm_` and bf16 through its mixed
+precision. Launched as N processes (`accelerate launch --num_processes N`),
+each takes 1/N of every batch (`split_batches`), so the global batch, the
+number of optimizer steps and the schedule are those of one process; the
+logged loss is the mean over processes. In one process it trains exactly as a
+plain PyTorch loop would (same numbers, bit for bit, tested).
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, GradientAccumulationPlugin
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import set_seed
 
+from lib import parallel
 from lib.device import bf16_supported, check_device, pick_device
 from lib.optim import (
     OPTIMIZERS,
@@ -254,22 +263,60 @@ class FitResult:
 
 
 # ------------------------------------------------------------------ the loop
-def _forward_backward(model: torch.nn.Module, batch: dict, cfg: TrainConfig, device: torch.device) -> dict:
-    """One micro-batch: forward under autocast, backward of loss / grad_accum; its loss and logs."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.use_bf16):
-        out = model(**batch)
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The run's `Accelerator`: its precision is the config's (not the launcher's), placement is ours.
+
+    Accelerate keeps one process-wide state; in one process a run whose precision or device differs from
+    the last one's (a notebook comparing bf16 with fp32) starts it afresh. Under a launcher all processes
+    share it, so every run of one launch must ask for the same precision.
+    """
+    precision = "bf16" if cfg.use_bf16 else "no"
+    if parallel.world_size() == 1:
+        device = pick_device(cfg.device)
+        state = AcceleratorState._shared_state
+        if state and (state.get("_mixed_precision") != precision or state.get("device") != device):
+            AcceleratorState._reset_state(reset_partial_state=True)
+    else:
+        device = None
+        parallel.rank()  # join the launcher's process group (on CPUs too)
+    try:
+        accelerator = Accelerator(
+            cpu=device.type == "cpu" if device is not None else parallel.on_cpu(),
+            mixed_precision=precision,
+            # each process takes its share of every batch: the global batch and the steps stay those of one process
+            # (Accelerate 1.x ignores a bare `split_batches=True`; it must come through the DataLoaderConfiguration)
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+            device_placement=False,  # `fit` moves the model and batches itself (the device the config names)
+            gradient_accumulation_plugin=GradientAccumulationPlugin(
+                num_steps=cfg.grad_accum, sync_with_dataloader=False),  # accumulation runs on across epochs
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # e.g. MLM-only pooler
+        )
+    except ValueError as err:  # a launched run asking for another precision than the launch's first run
+        raise ConfigError(f"{err} (TrainConfig.bf16={cfg.bf16!r}: every run of one launch must share it)") from None
+    if parallel.world_size() > 1 and cfg.batch_size % parallel.world_size():
+        raise ConfigError(f"batch_size={cfg.batch_size} must be a multiple of the {parallel.world_size()} processes, "
+                          "which each take an equal share of every batch.")
+    return accelerator
+
+
+def _forward_backward(model: torch.nn.Module, batch: dict, accelerator: Accelerator) -> dict:
+    """One micro-batch: forward (Accelerate's autocast under bf16), backward of loss / grad_accum."""
+    out = model(**batch)
     loss = out.loss
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"The loss became {loss.item()}")
-    (loss / cfg.grad_accum).backward()
+    accelerator.backward(loss)
     return {"loss": loss.item()} | (getattr(out, "logs", None) or {})  # e.g. MLM and NSP parts of the loss
 
 
-def _update(optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[dict], sizes: bool) -> dict:
+def _update(accelerator, optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[dict], sizes: bool) -> dict:
     """Clip the accumulated gradient (after backward; the logged norm is pre-clipping), step, and log
-    (with `sizes`, also each group's update size)."""
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
+    (with `sizes`, also each group's update size). Logged losses are means over processes."""
+    grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
     row = {k: sum(m.get(k, 0.0) for m in micro) / cfg.grad_accum for k in micro[0]}
+    if parallel.world_size() > 1:
+        rows = parallel.gather(row)
+        row = {k: sum(r[k] for r in rows) / len(rows) for k in row}
     row = {"loss": row.pop("loss"), "grad_norm": float(grad_norm)} | row
     row |= {f"lr/{name}": lr for name, lr in group_lrs(optimizer).items()}
     before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups] if sizes else None
@@ -286,6 +333,16 @@ def _update(optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[di
     return row
 
 
+def _prepared(accelerator: Accelerator, loader: Iterable[dict]) -> Iterable[dict]:
+    """A DataLoader through Accelerate (split across processes); any other iterable as it is, in one process."""
+    if isinstance(loader, DataLoader):
+        return accelerator.prepare_data_loader(loader)
+    if parallel.world_size() > 1:
+        raise ConfigError("Several processes split batches through a torch DataLoader; `batches(epoch)` "
+                          f"returned a {type(loader).__name__}.")
+    return loader
+
+
 def fit(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[dict]],
@@ -300,23 +357,29 @@ def fit(
 
     `batches(epoch)` yields dicts of tensors that `model(**batch)` accepts and
     that carry labels (so the output has `.loss`; an output's optional `.logs`
-    dict of floats, e.g. MLM and NSP losses, is logged per step too).
+    dict of floats, e.g. MLM and NSP losses, is logged per step too); a torch
+    DataLoader is split across processes when several train together.
     `evaluate(model)` returns metrics (prefixed `val_` in the history);
     `cfg.metric` picks the best. `groups` overrides the parameter groups built
     from `cfg` (pitfalls notebook). `on_step(row)` sees each logged row.
     A NaN loss raises `TrainingDiverged`, or with `stop_on_divergence` ends the
     run there (a sweep records it as a failed run).
     """
-    device = pick_device(cfg.device)
+    accelerator = make_accelerator(cfg)
+    device = pick_device(cfg.device) if parallel.world_size() == 1 else accelerator.device
     model.to(device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # tiny Adam moments turn subnormal and slow CPU steps up to 7x
+    elif device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (Ampere and later)
+        torch.backends.cudnn.allow_tf32 = True
     set_seed(cfg.seed)
     groups = groups or param_groups(model, cfg.lr, cfg.weight_decay, cfg.xi, cfg.head_lr, cfg.exclude_bias_and_norm)
     optimizer = build_optimizer(groups, cfg.optimizer)
     total = num_update_steps(batches_per_epoch, cfg)
     check_warmup(cfg, total)
     scheduler = build_scheduler(optimizer, cfg.schedule, total, cfg.warmup_ratio, cfg.warmup_steps)
+    trained, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     eval_every = cfg.eval_every or max(1, math.ceil(batches_per_epoch / cfg.grad_accum))
     params = [p for g in groups for p in g["params"]]
     weight_stats, keep = WeightStats(groups), KeepBest(cfg.metric, cfg.patience)
@@ -325,14 +388,15 @@ def fit(
     micro: list[dict] = []
     step, epoch, tokens, diverged = 0, 0, 0, False
     start = time.perf_counter()
-    bar = tqdm(total=total, desc="train", disable=not cfg.progress, leave=False)
-    model.train()
+    bar = tqdm(total=total, desc="train", disable=not cfg.progress or not parallel.is_main(), leave=False)
+    trained.train()
     optimizer.zero_grad(set_to_none=True)
     while step < total and not keep.stop and not diverged:
-        for batch in batches(epoch):
+        for batch in _prepared(accelerator, batches(epoch)):
             batch = to_device(batch, device)
             try:
-                micro.append(_forward_backward(model, batch, cfg, device))
+                with accelerator.accumulate(trained):  # no gradient all-reduce until the last micro-batch
+                    micro.append(_forward_backward(trained, batch, accelerator))
             except TrainingDiverged as err:
                 if not stop_on_divergence:
                     raise TrainingDiverged(
@@ -342,16 +406,17 @@ def fit(
                 diverged = True
                 break
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
-            if len(micro) < cfg.grad_accum:
+            if not accelerator.sync_gradients:
                 continue
-            row = {"step": step, "epoch": epoch} | _update(optimizer, scheduler, params, cfg, micro, step < EARLY_STEPS)
+            row = {"step": step, "epoch": epoch}
+            row |= _update(accelerator, optimizer, scheduler, params, cfg, micro, step < EARLY_STEPS)
             micro, step = [], step + 1
-            row |= {"tokens": tokens, "seconds": time.perf_counter() - start}
+            row |= {"tokens": sum(parallel.gather(tokens)), "seconds": time.perf_counter() - start}  # all processes'
             if step == 1 or step % NORM_EVERY == 0 or step == total:
                 row |= weight_stats()
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 metrics = evaluate(model)
-                model.train()
+                trained.train()
                 row |= {f"val_{k}": v for k, v in metrics.items()}
                 keep.update(model, metrics, step)
             rows.append(row)
@@ -363,6 +428,7 @@ def fit(
                 break
         epoch += 1
     bar.close()
+    accelerator.unwrap_model(trained, keep_fp32_wrapper=False)  # undo Accelerate's autocast around forward
     keep.restore(model)
     seconds = time.perf_counter() - start
     return FitResult(pd.DataFrame(rows), keep.metrics, keep.step, step, seconds, keep.stop, diverged)

@@ -36,7 +36,7 @@ def computed(results) -> list[str]:
 def test_run_is_written_and_then_replayed(results):
     first = store.run("exp", FakeSpec(seed=1), "smoke")
     assert not first.cached and len(computed(results)) == 1
-    assert {"config.json", "history.csv", "metrics.json", "env.json"} <= {p.name for p in first.path.iterdir()}
+    assert {"config.json", "history.csv.gz", "metrics.json", "env.json"} <= {p.name for p in first.path.iterdir()}
     env = json.loads((first.path / "env.json").read_text())
     assert env["seed"] == 1 and {
         "cpu_matmul",
