@@ -270,6 +270,9 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     the last one's (a notebook comparing bf16 with fp32) starts it afresh. Under a launcher all processes
     share it, so every run of one launch must ask for the same precision.
     """
+    if parallel.world_size() > 1 and cfg.batch_size % parallel.world_size():
+        raise ConfigError(f"batch_size={cfg.batch_size} must be a multiple of the {parallel.world_size()} processes, "
+                          "which each take an equal share of every batch.")
     precision = "bf16" if cfg.use_bf16 else "no"
     if parallel.world_size() == 1:
         device = pick_device(cfg.device)
@@ -293,9 +296,6 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         )
     except ValueError as err:  # a launched run asking for another precision than the launch's first run
         raise ConfigError(f"{err} (TrainConfig.bf16={cfg.bf16!r}: every run of one launch must share it)") from None
-    if parallel.world_size() > 1 and cfg.batch_size % parallel.world_size():
-        raise ConfigError(f"batch_size={cfg.batch_size} must be a multiple of the {parallel.world_size()} processes, "
-                          "which each take an equal share of every batch.")
     return accelerator
 
 

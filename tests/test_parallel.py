@@ -65,10 +65,13 @@ def test_one_process_trains_bit_for_bit_like_a_plain_pytorch_loop():
         assert torch.equal(a, b), name
 
 
-def test_a_non_loader_iterable_cannot_be_split_across_processes(monkeypatch):
+def test_what_cannot_be_split_across_processes_fails_before_anything_trains(monkeypatch):
+    """An odd batch for two processes, or batches that are no DataLoader: one clear error, no process group."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     from lib import trainer
 
+    with pytest.raises(ConfigError, match="multiple of the 2 processes"):
+        trainer.make_accelerator(TrainConfig(batch_size=5, progress=False))
     with pytest.raises(ConfigError, match="DataLoader"):
         trainer._prepared(None, iter([]))
 
