@@ -53,20 +53,18 @@ def bench(name: str, sparse: bool, bf16: bool, batches: list[dict], steps: int) 
     start = time.perf_counter()
     losses = [step(b) for b in batches[1 : steps + 1]]
     seconds = (time.perf_counter() - start) / steps
-    tokens = sum(int(b["attention_mask"].sum()) for b in batches[1 : steps + 1]) / steps
-    seq = batches[1]["input_ids"].shape[1]
-    masked = sum(int((b["labels"] != -100).sum()) for b in batches[1 : steps + 1]) / steps / tokens
-    flops = train_flops_per_token(model, seq, masked, sparse) * batches[1]["input_ids"].numel()
-    return {
-        "model": name,
-        "trainer": "ours",
-        "head": "sparse" if sparse else "dense",
-        "precision": "bf16" if bf16 else "fp32",
-        "s/step": round(seconds, 3),
-        "tokens/s": round(tokens / seconds),
-        "TFLOP/s": flops / seconds / 1e12,
-        "loss": round(losses[-1], 3),
-    }
+    return {"model": name, "trainer": "ours", "head": "sparse" if sparse else "dense",
+            "precision": "bf16" if bf16 else "fp32"} | rates(model, batches, steps, seconds, sparse) | {
+            "loss": round(losses[-1], 3)}
+
+
+def rates(model, batches: list[dict], steps: int, seconds: float, sparse: bool) -> dict:
+    """Seconds per step, real tokens/s and model TFLOP/s of timed batches 1..steps (batch 0 is the warm-up)."""
+    timed = batches[1 : steps + 1]
+    tokens = sum(int(b["attention_mask"].sum()) for b in timed) / steps
+    masked = sum(int((b["labels"] != -100).sum()) for b in timed) / steps / tokens
+    flops = train_flops_per_token(model, timed[0]["input_ids"].shape[1], masked, sparse) * timed[0]["input_ids"].numel()
+    return {"s/step": round(seconds, 3), "tokens/s": round(tokens / seconds), "TFLOP/s": flops / seconds / 1e12}
 
 
 def bench_hf(name: str, bf16: bool, examples: list[dict], batch: int, steps: int, ours: list[dict]) -> dict:
@@ -107,19 +105,9 @@ def bench_hf(name: str, bf16: bool, examples: list[dict], batch: int, steps: int
                 callbacks=[clock]).train()
     same = all(torch.equal(a["labels"], b["labels"]) for a, b in zip(seen, ours))
     seconds = (clock.end - clock.start) / steps
-    tokens = sum(int(b["attention_mask"].sum()) for b in ours[1 : steps + 1]) / steps
-    masked = sum(int((b["labels"] != -100).sum()) for b in ours[1 : steps + 1]) / steps / tokens
-    flops = train_flops_per_token(model, ours[1]["input_ids"].shape[1], masked, False) * ours[1]["input_ids"].numel()
-    return {
-        "model": name,
-        "trainer": "Trainer" + ("" if same else " (other batches!)"),
-        "head": "dense",
-        "precision": "bf16" if bf16 else "fp32",
-        "s/step": round(seconds, 3),
-        "tokens/s": round(tokens / seconds),
-        "TFLOP/s": flops / seconds / 1e12,
-        "loss": float("nan"),  # Trainer logs nothing here (logging costs time)
-    }
+    return {"model": name, "trainer": "Trainer" + ("" if same else " (other batches!)"), "head": "dense",
+            "precision": "bf16" if bf16 else "fp32"} | rates(model, ours, steps, seconds, sparse=False) | {
+            "loss": float("nan")}  # Trainer logs nothing here (logging costs time)
 
 
 def run(steps: int = 5, batch: int = 32, seq: int = 128, models: str = "bert-tiny,bert-mini,minilm-l6"):

@@ -172,9 +172,8 @@ def scratch_spec(profile: str = "quick", device: str = "auto", nsp: bool = True)
     return PretrainSpec(
         model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, nsp=nsp,
         dropout=0.0,
-        train=TrainConfig(lr=budget.scratch_lr, weight_decay=0.01, warmup_ratio=0.06, max_steps=budget.scratch_steps,
-                          batch_size=budget.scratch_batch, eval_every=max(1, budget.scratch_steps // 8),
-                          metric="mlm_loss", patience=None, device=device, progress=p.progress),
+        train=_stepped(p, budget.scratch_steps, budget.scratch_batch, evaluations=8, device=device,
+                       lr=budget.scratch_lr),
     )
 
 
@@ -185,10 +184,17 @@ def minilm_spec(profile: str = "quick", device: str = "auto") -> PretrainSpec:
     budget = p.pretrain
     return PretrainSpec(
         model="minilm-l6", max_seq_len=budget.minilm_seq_len, max_documents=budget.max_documents,
-        train=TrainConfig(lr=1e-4, head_lr=3e-3, weight_decay=0.01, warmup_ratio=0.06, max_steps=budget.minilm_steps,
-                          batch_size=budget.minilm_batch, eval_every=max(1, budget.minilm_steps // 4),
-                          metric="mlm_loss", patience=None, device=device, progress=p.progress),
+        train=_stepped(p, budget.minilm_steps, budget.minilm_batch, evaluations=4, device=device,
+                       lr=1e-4, head_lr=3e-3),
     )
+
+
+def _stepped(p: profiles.Profile, steps: int, batch: int, evaluations: int, device: str, **rates) -> TrainConfig:
+    """Notebook 01's pretraining schedule: `steps` AdamW steps (weight decay 0.01, 6% warmup then linear
+    decay), `evaluations` held-out evaluations, the best by MLM loss, no early stopping."""
+    return TrainConfig(**rates, weight_decay=0.01, warmup_ratio=0.06, max_steps=steps, batch_size=batch,
+                       eval_every=max(1, steps // evaluations), metric="mlm_loss", patience=None, device=device,
+                       progress=p.progress)
 
 
 def stored_scratch_run(profile: str = "quick") -> dict | None:

@@ -301,13 +301,12 @@ def run(
                     record.save_checkpoint(tmp)
                     writer = {"run_id": rid, "record": hashlib.sha1(kept.encode()).hexdigest()[:10]}
                     (tmp / WRITER_FILE).write_text(_dump(writer))
-            if found is not None:  # only the weights were missing
-                if main:
-                    _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
-            else:
+            if found is None:
                 if main:
                     _write_folder(final, config, record)
                 found = final
+            elif main:  # only the weights were missing
+                _report_difference(json.loads((found / "metrics.json").read_text()), record.metrics, rid)
         if found != final and main:
             _copy_in(found, final)
     if main:

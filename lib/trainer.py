@@ -311,12 +311,9 @@ def _forward_backward(model: torch.nn.Module, batch: dict, accelerator: Accelera
 
 def _update(accelerator, optimizer, scheduler, params: list, cfg: TrainConfig, micro: list[dict], sizes: bool) -> dict:
     """Clip the accumulated gradient (after backward; the logged norm is pre-clipping), step, and log
-    (with `sizes`, also each group's update size). Logged losses are means over processes."""
+    (with `sizes`, also each group's update size)."""
     grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
     row = {k: sum(m.get(k, 0.0) for m in micro) / cfg.grad_accum for k in micro[0]}
-    if parallel.world_size() > 1:
-        rows = parallel.gather(row)
-        row = {k: sum(r[k] for r in rows) / len(rows) for k in row}
     row = {"loss": row.pop("loss"), "grad_norm": float(grad_norm)} | row
     row |= {f"lr/{name}": lr for name, lr in group_lrs(optimizer).items()}
     before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups] if sizes else None
@@ -331,6 +328,14 @@ def _update(accelerator, optimizer, scheduler, params: list, cfg: TrainConfig, m
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return row
+
+
+def _over_processes(row: dict) -> dict:
+    """One exchange per step: each logged float is the mean over processes (losses, accuracies; the gradient
+    norm and rates agree anyway), the token count their sum; step and epoch are everyone's."""
+    rows = parallel.gather(row)
+    return {k: sum(r[k] for r in rows) if k == "tokens"
+            else sum(r[k] for r in rows) / len(rows) if isinstance(v, float) else v for k, v in row.items()}
 
 
 def _prepared(accelerator: Accelerator, loader: Iterable[dict]) -> Iterable[dict]:
@@ -411,7 +416,9 @@ def fit(
             row = {"step": step, "epoch": epoch}
             row |= _update(accelerator, optimizer, scheduler, params, cfg, micro, step < EARLY_STEPS)
             micro, step = [], step + 1
-            row |= {"tokens": sum(parallel.gather(tokens)), "seconds": time.perf_counter() - start}  # all processes'
+            row |= {"tokens": tokens, "seconds": time.perf_counter() - start}
+            if parallel.world_size() > 1:
+                row = _over_processes(row)
             if step == 1 or step % NORM_EVERY == 0 or step == total:
                 row |= weight_stats()
             if evaluate is not None and (step % eval_every == 0 or step == total):
