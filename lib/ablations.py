@@ -38,7 +38,8 @@ def baseline_spec(profile: str = "quick", data: str = "movie_snippets", device: 
     (the recipe) except the profile's budget (examples, epochs, batch)."""
     p = profiles.get(profile)
     b = p.finetune
-    train = TrainConfig(epochs=b.epochs, batch_size=b.batch_size, device=device, progress=p.progress)
+    train = TrainConfig(epochs=b.epochs, batch_size=b.batch_size, eval_batch_size=b.eval_batch_size, device=device,
+                        progress=p.progress)
     return FinetuneSpec(
         data=data,
         model="minilm-l6",

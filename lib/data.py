@@ -270,8 +270,9 @@ def load_data(
 
     `max_train_examples` subsamples train and `max_eval_examples` subsamples
     validation (stratified, seeded) so the quick and smoke profiles fit their
-    time. `max_test_examples` exists for the smoke profile (tests) only: the
-    quick and full profiles test on the whole test split, so numbers compare.
+    time. `max_test_examples` takes a fixed stratified subset of the test split
+    (the same for every run, so runs compare): the smoke and quick profiles use
+    one to save time, the full profile tests on the whole split.
     """
     if isinstance(name, str) and is_file_name(name):
         name = DataSource(name, text_column, label_column, tuple(label_names) if label_names else None)

@@ -32,7 +32,7 @@ class FinetuneSpec:
     init: str = "pretrained"  # "random": the same architecture with fresh weights (what does pretraining buy?)
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    max_test_examples: int | None = None  # smoke profile only
+    max_test_examples: int | None = None  # a fixed stratified subset (smoke, quick); None: the whole split
     train: TrainConfig = field(default_factory=TrainConfig)
 
     kind = "finetune"  # checkpoints/finetune/<run_id>/ when a run keeps its weights (a distillation teacher)

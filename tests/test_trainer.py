@@ -92,6 +92,37 @@ def test_per_step_log_has_every_group_lr_and_grad_norm(toy, word_tokenizer):
     assert (h["lr/layer.0"] / h["lr/layer.1"]).dropna().iloc[-1] == pytest.approx(0.5)
 
 
+def test_update_sizes_are_what_each_step_changed(toy, word_tokenizer):
+    """`update/<group>` (logged for the first EARLY_STEPS steps, notebook 03's figure) is the norm of the change
+    each optimizer step made to that group's weights, measured here from snapshots between steps."""
+    from lib.classify import epoch_loaders, tokenize
+    from lib.optim import param_groups
+    from lib.trainer import EARLY_STEPS
+
+    model, cfg = _model(), TrainConfig(**FAST, max_steps=EARLY_STEPS + 3, xi=0.5)
+    by_name: dict[str, list[torch.Tensor]] = {}
+    for g in param_groups(model, cfg.lr, cfg.weight_decay, cfg.xi):  # decay and no-decay parts share a name
+        by_name.setdefault(g["name"], []).extend(g["params"])
+    snap = lambda: {n: [p.detach().clone() for p in ps] for n, ps in by_name.items()}  # noqa: E731
+    last, seen = [snap()], []
+
+    def on_step(row: dict) -> None:
+        now = snap()
+        moved = {n: float(sum(((a - b) ** 2).sum() for a, b in zip(now[n], last[0][n]))) ** 0.5 for n in now}
+        seen.append((row, moved))
+        last[0] = now
+
+    tok = tokenize(toy, word_tokenizer, cfg.max_length)
+    fit(model, epoch_loaders(tok["train"], word_tokenizer, cfg), 16, None, cfg, on_step=on_step)
+    assert len(seen) == EARLY_STEPS + 3
+    for row, moved in seen[:EARLY_STEPS]:
+        assert set(moved) == {k.removeprefix("update/") for k in row if k.startswith("update/")}
+        for name, size in moved.items():  # step 0 moves nothing: linear warmup starts at lr 0
+            assert row[f"update/{name}"] == pytest.approx(size, rel=1e-4), (row["step"], name)
+    assert all(size > 0 for _, moved in seen[1:EARLY_STEPS] for size in moved.values())
+    assert not any(k.startswith("update/") for row, _ in seen[EARLY_STEPS:] for k in row)
+
+
 def test_clipping_clips_after_backward(toy, word_tokenizer, monkeypatch):
     """At every optimizer step the gradient it sees has norm ≤ max_grad_norm."""
     seen = []
