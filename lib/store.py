@@ -331,8 +331,15 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(frame: pd.DataFrame, path: Path, **to_csv) -> Path:
-    """A derived table (summary, floor, measurements) written atomically."""
+SESSION_COLUMNS = ("cached",)
+"""Columns of `runs_frame` that describe this session, not the runs: whether a run was trained now or replayed."""
+
+
+def write_table(frame: pd.DataFrame | pd.Series, path: Path, **to_csv) -> Path:
+    """A derived table (summary, floor, measurements) written atomically, without `SESSION_COLUMNS`: a replay
+    must write the same bytes as the session that trained the runs, or replaying would rewrite committed tables."""
+    if isinstance(frame, pd.DataFrame):
+        frame = frame.drop(columns=[c for c in SESSION_COLUMNS if c in frame.columns])
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **to_csv)
     return path

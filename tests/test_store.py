@@ -112,6 +112,17 @@ def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(results):
     assert copy.cached and len(computed(results)) == 1 and len(pd.read_csv(results / "second.csv")) == 1
 
 
+def test_a_table_of_runs_reads_the_same_whether_they_trained_or_replayed(results):
+    """A notebook's table written when its runs trained and again when they replayed: the same bytes (the
+    `cached` column says which happened this session, so it stays out of the file)."""
+    trained = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], "smoke")
+    replayed = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], "smoke")
+    assert not any(r.cached for r in trained) and all(r.cached for r in replayed)
+    a = store.write_table(store.runs_frame(trained), results / "a.csv", index=False).read_bytes()
+    b = store.write_table(store.runs_frame(replayed), results / "b.csv", index=False).read_bytes()
+    assert a == b and "cached" not in pd.read_csv(results / "a.csv").columns
+
+
 def test_overrides_reach_the_right_config():
     spec = FinetuneSpec().with_overrides(data="trec6", lr=1e-4, seed=3)
     assert spec.data == "trec6" and spec.train.lr == 1e-4 and spec.train.seed == 3
