@@ -317,8 +317,8 @@ def _update(accelerator, optimizer, scheduler, params: list, cfg: TrainConfig, m
     row = {k: sum(m.get(k, 0.0) for m in micro) / cfg.grad_accum for k in micro[0]}
     row = {"loss": row.pop("loss"), "grad_norm": float(grad_norm)} | row
     row |= {f"lr/{name}": lr for name, lr in group_lrs(optimizer).items()}
-    groups = [[p.detach() for p in g["params"]] for g in optimizer.param_groups]
     if before is not None:
+        groups = [[p.detach() for p in g["params"]] for g in optimizer.param_groups]
         for old, now in zip(before, groups):
             if old:
                 torch._foreach_copy_(old, now)
