@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from lib import store
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.paths import ROOT
 from lib.stats import mean_std
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 
 SEEDS = [0, 1, 2]
 

@@ -41,10 +41,10 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from lib.classify import finetune, tokenize
+    from lib.classify import tokenize, train_classifier
     from lib.data import label_names, load_data
     from lib.models import load_model
-    from lib.trainer import TrainConfig
+    from lib.train_config import TrainConfig
 
     torch.set_flush_denormal(True)
     dsd = load_data("movie_snippets", max_train_examples=n_examples, max_eval_examples=64, max_test_examples=64)
@@ -54,7 +54,7 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
         raise ValueError(f"Unknown trainer {kind!r}; choose one of {KINDS}.")
     if kind == "ours":
         cfg = TrainConfig(max_steps=steps, batch_size=batch, bf16=bf16, eval_every=10**9, patience=None, progress=False)
-        result = finetune(model, tokenizer, dsd, cfg)
+        result = train_classifier(model, tokenizer, dsd, cfg)
         seconds = float(
             result.history["seconds"].iloc[-1]
         )  # to the last optimizer step: no evaluation, like HF's train_runtime

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 
 import torch
 
+from lib.device import cpu_model
 from lib.paths import ROOT
 
 
@@ -27,16 +27,6 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
     return out
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def precisions() -> tuple[bool, ...]:
     """bf16 autocast settings worth timing here: fp32 always; bf16 only where the CPU has it natively (AMX or
     AVX512-BF16). Emulated bf16 is not a contender: on an AVX2-only EPYC a bert-tiny pretraining step took
@@ -48,7 +38,7 @@ def precisions() -> tuple[bool, ...]:
 
 def describe_machine(peak: dict[str, float]) -> str:
     return (
-        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads. "
         f"Matmul peak: fp32 {peak['fp32']:.3f} TFLOP/s, "
         + (f"bf16 {peak['bf16']:.3f} TFLOP/s." if "bf16" in peak

@@ -18,9 +18,10 @@ import time
 
 import pandas as pd
 
-from benchmarks.hardware import append_section, cpu_name
+from benchmarks.hardware import append_section
 from lib import nsp
 from lib.data import load_news_corpus
+from lib.device import cpu_model
 from lib.models import load_tokenizer
 
 
@@ -66,7 +67,7 @@ def run() -> pd.DataFrame:
 
 def main() -> None:
     table = run()
-    machine = f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
+    machine = f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
     text = f"""
 ## NSP pair building for the whole training corpus
 

@@ -31,11 +31,12 @@ import pandas as pd
 
 from lib.cli import Parser
 from lib.device import environment
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.paths import ROOT, results_dir
+from lib.profiles import Profile
 from lib.source import DataSource
 from lib.store import run_id
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 
 CROSS_MACHINE = 3.0
 """Points of test accuracy / macro-F1 a re-run on another machine may differ by."""
@@ -53,7 +54,7 @@ def spec_from_config(config: dict) -> FinetuneSpec:
     return FinetuneSpec(**fields, train=train)
 
 
-def auditable(profile: str) -> list[Path]:
+def auditable(profile: Profile) -> list[Path]:
     """Stored fine-tuning runs that rebuild to their own id from a shipped or hub model (not a checkpoint folder)."""
     out = []
     for folder in sorted((results_dir(profile) / "runs").glob("*/*/metrics.json")):
@@ -122,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     candidates = auditable(args.profile)
     if not candidates:
-        parser.error(f"no stored fine-tuning runs to audit in the {args.profile} profile")
+        parser.error(f"no stored fine-tuning runs to audit in the {args.profile.name} profile")
     sample = random.Random(args.seed).sample(candidates, min(args.sample, len(candidates)))
-    print(f"re-training {len(sample)} of {len(candidates)} auditable stored runs ({args.profile}), one process each")
+    print(f"re-training {len(sample)} of {len(candidates)} auditable stored runs ({args.profile.name}), "
+          "one process each")
     table = audit(sample)
     print(table.to_string(index=False))
     bad = int((~table["within"]).sum())

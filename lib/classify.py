@@ -2,8 +2,9 @@
 
 Tokenisation (with head / tail / head+tail truncation), dynamic padding with
 length-grouped batches, predictions in the split's order, accuracy / macro-F1 /
-confusion matrix (scikit-learn), and `finetune`, which ties them together and
-returns everything a run stores.
+confusion matrix (scikit-learn), and `train_classifier`, which ties them
+together and returns everything a run stores. The fine-tuning *run* (its spec,
+the baseline recipe, the command line) is `lib.finetune`.
 
 Two hooks keep other objectives out of this module: `train_columns` adds
 per-example columns to the training batches, and `wrap` wraps the model that
@@ -29,7 +30,8 @@ from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTok
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from lib import parallel
-from lib.trainer import TRUNCATIONS, ConfigError, TrainConfig, fit, to_device
+from lib.train_config import TRUNCATIONS, ConfigError, TrainConfig
+from lib.trainer import fit, to_device
 
 METRICS = ("accuracy", "macro_f1", "loss")
 """What `evaluate` reports on the validation split: `TrainConfig.metric` must be one of them."""
@@ -163,7 +165,7 @@ class TrainResult:
     config: dict = field(default_factory=dict)
 
 
-def finetune(
+def train_classifier(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     dsd: datasets.DatasetDict,

@@ -7,8 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from lib.profiles import PROFILES
+from lib import profiles
 from lib.source import DataError, DataSource
+
+
+def _profile(name: str) -> profiles.Profile:
+    try:
+        return profiles.get(name)
+    except profiles.ProfileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class Parser(argparse.ArgumentParser):
@@ -18,7 +25,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
     def add_profile(self) -> None:
-        self.add_argument("--profile", default="quick", choices=PROFILES, help="smoke | quick | full (default: quick)")
+        """`--profile NAME`, resolved here, once, into a `lib.profiles.Profile` (`args.profile`)."""
+        self.add_argument("--profile", default="quick", type=_profile, metavar="{smoke,quick,full}",
+                          help="smoke | quick | full (default: quick)")
 
     def add_data_options(self, required: bool) -> None:
         """--data and the options of a `lib.source.DataSource`."""

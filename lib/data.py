@@ -311,13 +311,6 @@ def sample_examples(dsd: datasets.DatasetDict, n: int = 5, split: str = "train",
     return pd.DataFrame({"text": list(ds["text"]), "label": [names[i] for i in ds["label"]]})
 
 
-def majority_share(dsd: datasets.DatasetDict, split: str = "test") -> float:
-    """Accuracy of always predicting the most frequent class: a run at or below it
-    has *failed* (Mosbach et al. 2021)."""
-    counts = np.bincount(np.array(dsd[split]["label"], dtype=int))
-    return float(counts.max() / counts.sum())
-
-
 def label_names(dsd: datasets.DatasetDict) -> list[str]:
     """The class names of a loaded data set, in label-id order."""
     return list(dsd["train"].features["label"].names)
@@ -396,6 +389,14 @@ def load_news_corpus(max_documents: int | None = None, min_sentences: int = 2) -
 def token_lengths(ds: datasets.Dataset, tokenizer) -> np.ndarray:
     """Untruncated WordPiece length of every example, [CLS] and [SEP] included."""
     return np.array([len(ids) for ids in tokenizer(list(ds["text"]))["input_ids"]])
+
+
+def share_longer(splits: dict[str, datasets.Dataset], tokenizer, budgets: list[int]) -> pd.DataFrame:
+    """Per maximum length (rows) and named split (columns), the share of texts longer than it: what a
+    `max_length` cuts (notebook 07)."""
+    lengths = {name: token_lengths(ds, tokenizer) for name, ds in splits.items()}
+    return pd.DataFrame({name: {n: f"{100 * (x > n).mean():.1f}%" for n in sorted(budgets)}
+                         for name, x in lengths.items()}).rename_axis("max_length")
 
 
 def dataset_stats(dsd: datasets.DatasetDict, tokenizer=None) -> pd.DataFrame:

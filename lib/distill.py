@@ -33,14 +33,15 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from lib import ablations, profiles, store
+from lib import finetune, store
 from lib.classify import predict, tokenize
 from lib.data import label_names, load_data
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.models import load_model
 from lib.paths import located
+from lib.profiles import Profile
 from lib.store import Record, Run
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 
 
 class DistillationLoss(nn.Module):
@@ -71,7 +72,7 @@ class DistillationLoss(nn.Module):
         return out
 
 
-def train_teacher(spec: FinetuneSpec, profile: str = "quick") -> Run:
+def train_teacher(spec: FinetuneSpec, profile: Profile) -> Run:
     """The fine-tuned teacher for `spec`, stored as experiment "distill_teacher" with its weights kept."""
     return store.run("distill_teacher", spec, profile, keep_checkpoint=True)
 
@@ -123,7 +124,7 @@ class DistillSpec:
         """With alpha = 0 (labels only) the run is exactly the student's plain fine-tuning run."""
         return self.student.identity() if self.alpha == 0 else asdict(self)
 
-    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+    def compute(self, profile: Profile, stop_on_divergence: bool = False) -> Record:
         if self.alpha == 0:
             return self.student.compute(profile, stop_on_divergence)
         soft = teacher_logits(train_teacher(self.teacher, profile).checkpoint, self.student)
@@ -133,6 +134,23 @@ class DistillSpec:
             train_columns={"teacher_logits": soft},
             wrap=lambda model: DistillationLoss(model, self.temperature, self.alpha),
         )
+
+
+def train_students(student: FinetuneSpec, teacher: FinetuneSpec, alphas: list[float], seeds: list[int],
+                   temperature: float, profile: Profile, force: bool = False) -> pd.DataFrame:
+    """Every student of notebook 08, stored and replayed: one row per (α, seed) with its accuracy, the test set's
+    majority class, training time and the `Run`. α 0 is the plain fine-tuning run (experiment
+    `distill_labels_only`), the others distil (experiment `distill`)."""
+    rows = []
+    for alpha in alphas:
+        for s in seeds:
+            spec = DistillSpec(student.with_overrides(seed=s), teacher, temperature, alpha)
+            r = store.run("distill" if alpha else "distill_labels_only", spec, profile, force=force)
+            name = f"α = {alpha:g}" + (" (labels only)" if alpha == 0 else " (soft only)" if alpha == 1 else "")
+            rows.append({"variant": name, "seed": s, "test_accuracy": r.metrics["test_accuracy"],
+                         "test_majority": r.metrics["test_majority"], "train_seconds": r.metrics["train_seconds"],
+                         "cached": r.cached, "run": r})
+    return pd.DataFrame(rows)
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -190,12 +208,12 @@ def correct_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> np.ndarr
     return logits.argmax(-1) == y
 
 
-def notebook_specs(profile: str = "quick", device: str = "auto") -> tuple[FinetuneSpec, FinetuneSpec]:
+def notebook_specs(profile: Profile, device: str = "auto") -> tuple[FinetuneSpec, FinetuneSpec]:
     """Notebook 08's teacher (MiniLM, the baseline recipe at lr 1e-4) and student (bert-mini from random
     weights, lr 3e-4, batch 32), on the profile's number of training sentences."""
-    p = profiles.get(profile)
-    teacher = ablations.baseline_spec(profile, device=device).with_overrides(
-        lr=ablations.ABLATION_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs, batch_size=16
+    p = profile
+    teacher = finetune.baseline_spec(profile, device=device).with_overrides(
+        lr=finetune.WORKING_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs, batch_size=16
     )
     student = FinetuneSpec(
         model="bert-mini",
@@ -238,7 +256,7 @@ class CompressionSpec:
         return {"teacher": self.teacher_run.run_id, "students": sorted(r.run_id for r in self.students["run"]),
                 "sentences": self.sentences}
 
-    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+    def compute(self, profile: Profile, stop_on_divergence: bool = False) -> Record:
         """Quantise and time now; the table goes into the metrics, per-sentence correctness into predictions."""
         dsd = self.teacher_spec.dataset()
         names = label_names(dsd)

@@ -28,9 +28,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from lib import ablations, pretraining, profiles, stats
+from lib import ablations, finetune, pretraining, stats
 from lib.cli import Parser
 from lib.paths import results_dir
+from lib.profiles import Profile
 from lib.store import load_experiment, write_table
 
 COLUMNS = ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low", "ci_high", "p", "p_holm",
@@ -105,18 +106,18 @@ def single_models(finding: str, correct_a: np.ndarray, correct_b: np.ndarray, va
 
 
 # ------------------------------------------------------------ before it runs
-def baseline_spread(profile: str, data: str = "movie_snippets") -> tuple[float, int]:
+def baseline_spread(profile: Profile, data: str = "movie_snippets") -> tuple[float, int]:
     """Seed-to-seed std (points) of notebook 02's baseline at the working rate, and its seed count."""
     df = load_experiment("finetune_baseline", profile)
     if df.empty:
         return math.nan, 0
-    budget = profiles.get(profile).finetune.max_train_examples
-    at = df[(df["data"] == data) & (df["train.lr"] == ablations.ABLATION_LR)
+    budget = profile.finetune.max_train_examples
+    at = df[(df["data"] == data) & (df["train.lr"] == finetune.WORKING_LR)
             & (df["max_train_examples"].fillna(-1) == (budget or -1))]
     return float(100 * at["test_accuracy"].std(ddof=1)), len(at)
 
 
-def plan(profile: str, paired_seeds: int, failure_runs: int | None = None) -> str:
+def plan(profile: Profile, paired_seeds: int, failure_runs: int | None = None) -> str:
     """Before a grid runs, the smallest effects its design can detect (80% power, two-sided α = 0.05), as Markdown.
 
     Accuracy: from notebook 02's seed-to-seed spread σ, taking paired differences as uncorrelated
@@ -138,7 +139,7 @@ def plan(profile: str, paired_seeds: int, failure_runs: int | None = None) -> st
         falls = []
         for start in (0.9, 0.7, 0.5):
             fall = stats.fisher_mde(failure_runs, failure_runs, start, direction=-1)
-            falls.append(f"from {100 * start:.0f}% to {100 * start - fall:.0f}%" if fall == fall
+            falls.append(f"from {100 * start:.0f}% to {100 * start - fall:.0f}%" if pd.notna(fall)
                          else f"no fall from {100 * start:.0f}% (not even to 0%)")
         lines.append(f"* **Failure rate, {failure_runs} runs per arm** (Fisher's exact test, 80% power): it detects a "
                      f"fall in the share of failed runs {'; '.join(falls)}. Smaller changes cannot be told from "
@@ -148,7 +149,7 @@ def plan(profile: str, paired_seeds: int, failure_runs: int | None = None) -> st
 
 # ------------------------------------------------------------------ a family
 def verdict(row: pd.Series) -> str:
-    if not row["p"] == row["p"]:
+    if pd.isna(row["p"]):
         return NO_TEST
     if row["p_holm"] < stats.ALPHA:
         return SUPPORTED
@@ -168,32 +169,32 @@ def family(notebook: str, rows: list[dict]) -> pd.DataFrame:
 
 
 # --------------------------------------------------- the stored runs, by cell
-def grid_frame(sweep, profile: str) -> pd.DataFrame:
+def grid_frame(grid, profile: Profile) -> pd.DataFrame:
     """The stored runs of an ablation grid with their variant names (empty if none are stored)."""
-    rows = load_experiment(sweep.experiment, profile)
+    rows = load_experiment(grid.experiment, profile)
     if rows.empty:
         return rows
-    ids = sweep.run_ids()
+    ids = grid.run_ids()
     rows = rows[rows["run_id"].isin(ids)].copy()
     rows["variant"] = rows["run_id"].map(ids)
     rows["seed"] = rows["train.seed"]
     return rows
 
 
-def _warmup(profile: str) -> list[dict]:
-    g, lr = profiles.get(profile).grids, ablations.AGGRESSIVE_LR
+def _warmup(profile: Profile) -> list[dict]:
+    g, lr = profile.grids, ablations.AGGRESSIVE_LR
     frame = grid_frame(ablations.warmup(profile), profile)
     base = ablations.warmup_name(lr, 0.0)
     rows = []
     for w in [w for w in g.warmup_ratios if w > 0]:
         cell = ablations.warmup_name(lr, w)
-        rows.append(failures(f"failure rate with warmup at lr {ablations.lr_label(lr)}", frame, cell, base))
-        rows.append(paired(f"accuracy with warmup at lr {ablations.lr_label(lr)}", frame, cell, base))
+        rows.append(failures(f"failure rate with warmup at lr {finetune.lr_label(lr)}", frame, cell, base))
+        rows.append(paired(f"accuracy with warmup at lr {finetune.lr_label(lr)}", frame, cell, base))
     return rows
 
 
-def _weight_decay(profile: str) -> list[dict]:
-    g = profiles.get(profile).grids
+def _weight_decay(profile: Profile) -> list[dict]:
+    g = profile.grids
     frame = grid_frame(ablations.weight_decay(profile), profile)
     rows = [paired(f"Adam+L2 against AdamW at λ {wd:g}", frame, ablations.decay_name("adam_l2", wd),
                    ablations.decay_name("adamw", wd)) for wd in g.weight_decays]
@@ -204,50 +205,50 @@ def _weight_decay(profile: str) -> list[dict]:
     return rows
 
 
-def _llrd(profile: str) -> list[dict]:
-    g = profiles.get(profile).grids
+def _llrd(profile: Profile) -> list[dict]:
+    g = profile.grids
     frame = grid_frame(ablations.llrd(profile), profile)
     name, small = ablations.llrd_name, min(g.llrd_xis)
     rows = []
-    for lr in (ablations.ABLATION_LR, ablations.AGGRESSIVE_LR):
-        rate = ablations.lr_label(lr)
+    for lr in (finetune.WORKING_LR, ablations.AGGRESSIVE_LR):
+        rate = finetune.lr_label(lr)
         rows += [paired(f"ξ {xi:g} against ξ 1 at lr {rate}", frame, name(lr, xi), name(lr, 1.0))
                  for xi in g.llrd_xis if xi < 1]
     hot = ablations.AGGRESSIVE_LR
-    rows.append(failures(f"failure rate, ξ {small:g} against ξ 1 at lr {ablations.lr_label(hot)}", frame,
+    rows.append(failures(f"failure rate, ξ {small:g} against ξ 1 at lr {finetune.lr_label(hot)}", frame,
                          name(hot, small), name(hot, 1.0)))
-    pairs = ((name(hot, small), name(hot, 1.0)), (name(ablations.ABLATION_LR, small), name(ablations.ABLATION_LR, 1)))
-    label = f"(ξ {small:g} − ξ 1) at {ablations.lr_label(hot)} − at {ablations.lr_label(ablations.ABLATION_LR)}"
+    pairs = ((name(hot, small), name(hot, 1.0)), (name(finetune.WORKING_LR, small), name(finetune.WORKING_LR, 1)))
+    label = f"(ξ {small:g} − ξ 1) at {finetune.lr_label(hot)} − at {finetune.lr_label(finetune.WORKING_LR)}"
     rows.append(difference_of_differences(f"ξ {small:g}'s effect depends on the rate (ξ × lr interaction)", frame,
                                           pairs, label))
     return rows
 
 
-def _batch_seq(profile: str) -> list[dict]:
-    sweep = ablations.batch_seq(profile)
-    frame = grid_frame(sweep, profile)
-    names = list(sweep.variants)
-    rows = [paired("bigger batch at equal epochs (fewer updates)", frame, names[1], sweep.baseline),
-            paired("bigger batch at equal updates (more epochs)", frame, names[2], sweep.baseline)]
+def _batch_seq(profile: Profile) -> list[dict]:
+    grid = ablations.batch_seq(profile)
+    frame = grid_frame(grid, profile)
+    names = list(grid.variants)
+    rows = [paired("bigger batch at equal epochs (fewer updates)", frame, names[1], grid.baseline),
+            paired("bigger batch at equal updates (more epochs)", frame, names[2], grid.baseline)]
     head = ablations.length_name(ablations.TRUNCATION_LENGTH, "head")
-    for t in profiles.get(profile).grids.truncations:
+    for t in profile.grids.truncations:
         if t != "head":
             rows.append(paired(f"truncation: keep the {t} instead of the head", frame,
                                ablations.length_name(ablations.TRUNCATION_LENGTH, t), head))
     return rows
 
 
-def _baseline(profile: str) -> list[dict]:
+def _baseline(profile: Profile) -> list[dict]:
     df = load_experiment("finetune_baseline", profile)
     floor_path = results_dir(profile) / "finetune_baseline_tfidf.csv"  # notebook 02's TF-IDF floor
     if df.empty:
         return []
-    df = df.assign(seed=df["train.seed"], variant=df["train.lr"].map(lambda lr: f"lr {ablations.lr_label(lr)}"))
-    budget = profiles.get(profile).finetune.max_train_examples
+    df = df.assign(seed=df["train.seed"], variant=df["train.lr"].map(lambda lr: f"lr {finetune.lr_label(lr)}"))
+    budget = profile.finetune.max_train_examples
     rows = []
     for data, part in df.groupby("data", sort=False):
         at_budget = part[part["max_train_examples"].fillna(-1) == (budget or -1)]
-        work = f"lr {ablations.lr_label(ablations.ABLATION_LR)}"
+        work = f"lr {finetune.lr_label(finetune.WORKING_LR)}"
         rows.append(paired(f"{data}: learning rate for MiniLM", at_budget, work, "lr 2e-5"))
         if floor_path.exists():
             floor = pd.read_csv(floor_path).set_index("data")
@@ -256,8 +257,8 @@ def _baseline(profile: str) -> list[dict]:
                 rows.append(above_floor(f"{data}: fine-tuned MiniLM against the TF-IDF floor", cells,
                                         float(floor.loc[data, "test_accuracy"]), f"MiniLM, {work}", "TF-IDF + LR"))
         curve = part[part["variant"] == work].assign(variant=lambda d: d["max_train_examples"].map(
-            lambda n: f"{int(n)} sentences" if n == n else "all sentences"))
-        for n in profiles.get(profile).curve_examples:
+            lambda n: f"{int(n)} sentences" if pd.notna(n) else "all sentences"))
+        for n in profile.curve_examples:
             rows.append(paired(f"{data}: more training sentences at lr 1e-4 (is the regime saturated?)", curve,
                                f"{n} sentences", f"{budget} sentences"))
     return rows
@@ -272,7 +273,7 @@ def against_reference(finding: str, rate: float, n: int, reference: float, varia
             "test": f"exact binomial on {n:,} held-out {what}"}
 
 
-def _pretraining(profile: str) -> list[dict]:
+def _pretraining(profile: Profile) -> list[dict]:
     """Notebook 01: our pretraining against the context-free guess and NSP against chance; then MiniLM's own
     pretraining against random weights (a positive control), and ours."""
     rows = []
@@ -298,7 +299,7 @@ def _pretraining(profile: str) -> list[dict]:
     return rows
 
 
-def _distillation(profile: str) -> list[dict]:
+def _distillation(profile: Profile) -> list[dict]:
     parts = [load_experiment(e, profile) for e in ("distill_labels_only", "distill")]
     parts = [p for p in parts if not p.empty]
     if not parts:
@@ -321,7 +322,7 @@ def _distillation(profile: str) -> list[dict]:
     return rows
 
 
-def _your_data(profile: str) -> list[dict]:
+def _your_data(profile: Profile) -> list[dict]:
     """Notebook 09, for every data set it has run on: MiniLM against the TF-IDF floor, and the aggressive rate."""
     rows = []
     for csv in sorted(results_dir(profile).glob("finetune__*_tfidf.csv")):
@@ -335,16 +336,16 @@ def _your_data(profile: str) -> list[dict]:
         grid = load_experiment(f"ablation_llrd__{label}", profile)
         if not grid.empty:
             grid = grid[grid["train.xi"] == 1.0].assign(seed=lambda d: d["train.seed"],
-                                                        variant=lambda d: d["train.lr"].map(ablations.lr_label))
-            hot, work = ablations.AGGRESSIVE_LR, ablations.ABLATION_LR
-            rows.append(paired(f"{label}: {hot / work:g}× the working rate", grid, ablations.lr_label(hot),
-                               ablations.lr_label(work)))
+                                                        variant=lambda d: d["train.lr"].map(finetune.lr_label))
+            hot, work = ablations.AGGRESSIVE_LR, finetune.WORKING_LR
+            rows.append(paired(f"{label}: {hot / work:g}× the working rate", grid, finetune.lr_label(hot),
+                               finetune.lr_label(work)))
     return rows
 
 
-def pretrain_tables(profile: str) -> list[tuple[str, str, str]]:
+def pretrain_tables(profile: Profile) -> list[tuple[str, str, str]]:
     """Notebook 01's fine-tuning tables (one row per run, `init` names the arm): file, reference arm, what."""
-    scratch = profiles.get(profile).pretrain.scratch_model
+    scratch = profile.pretrain.scratch_model
     return [("minilm_pretrained_vs_random_table.csv", "MiniLM random init", "MiniLM's shipped pretrained weights"),
             ("pretrain_vs_random_table.csv", "random init", f"our {scratch} pretraining")]
 
@@ -364,31 +365,40 @@ FAMILIES: dict[str, Callable[[str], list[dict]]] = {
 """Notebook → the builder of its family of comparisons, from what its runs stored."""
 
 
-def table(profile: str = "quick", notebooks: list[str] | None = None) -> pd.DataFrame:
+def table(profile: Profile, notebooks: list[str] | None = None) -> pd.DataFrame:
     """All findings of the stored runs (or of `notebooks`), each family Holm-corrected on its own."""
     parts = [family(nb, build(profile)) for nb, build in FAMILIES.items() if notebooks is None or nb in notebooks]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
 
 
-def write(profile: str = "quick") -> pd.DataFrame:
+def write(profile: Profile) -> pd.DataFrame:
     """Regenerate `results/findings.csv` from every stored run; return it."""
-    df = table(profile)
-    write_table(df.round(4), results_dir(profile) / "findings.csv", index=False)
+    df = table(profile).round(4)  # what the CSV holds is what every page prints (REPORT and README agree)
+    write_table(df, results_dir(profile) / "findings.csv", index=False)
     return df
 
 
-def show(notebook: str, profile: str = "quick") -> pd.DataFrame:
-    """In a notebook: regenerate findings.csv and return this notebook's rows, readable."""
+def rows(notebook: str, profile: Profile) -> pd.DataFrame:
+    """Regenerate findings.csv and return this notebook's rows, readable (empty if none are stored yet)."""
     df = write(profile)
     return readable(df[df["notebook"] == notebook])
+
+
+def show(notebook: str, profile: Profile) -> None:
+    """In a notebook, the findings cell: this notebook's rows (regenerated from every stored run) as a table,
+    then as the generated sentences the README and REPORT print."""
+    from IPython.display import Markdown, display
+
+    display(rows(notebook, profile))
+    display(Markdown(sentences(notebook, profile)))
 
 
 def seeds_note(row: pd.Series, effects: dict[str, float]) -> str:
     """For a paired row: how many paired seeds a t-test would need (80% power) to detect each named effect
     (points), given the spread of the paired differences the row measured (recovered from its MDE)."""
     n = int(row["n_seeds"])
-    if n < 2 or not row["mde"] == row["mde"]:
+    if n < 2 or pd.isna(row["mde"]):
         return f"{row['finding']}: {n} seed(s) — too few to measure the spread of paired differences."
     sd = row["mde"] / stats.mde_paired(1.0, n)
     need = "; ".join(f"{name} ({effect:g} points): about {stats.seeds_needed(effect, sd):,} seeds"
@@ -396,7 +406,7 @@ def seeds_note(row: pd.Series, effects: dict[str, float]) -> str:
     return f"Paired differences in *{row['finding']}* spread by {sd:.1f} points over {n} seeds. To detect {need}."
 
 
-def sentences(notebook: str, profile: str = "quick") -> str:
+def sentences(notebook: str, profile: Profile) -> str:
     """This notebook's findings as Markdown bullets (read from the regenerated table)."""
     df = pd.read_csv(results_dir(profile) / "findings.csv") if (results_dir(profile) / "findings.csv").exists() \
         else table(profile)
@@ -407,11 +417,13 @@ def sentences(notebook: str, profile: str = "quick") -> str:
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """Rounded, with the interval in one column."""
     out = df.drop(columns=["notebook"]).copy()
-    out["95% CI"] = [f"{lo:+.1f} to {hi:+.1f}" if lo == lo else "–" for lo, hi in zip(out["ci_low"], out["ci_high"])]
+    out["95% CI"] = [f"{lo:+.1f} to {hi:+.1f}" if pd.notna(lo) else "–"
+                     for lo, hi in zip(out["ci_low"], out["ci_high"])]
     for c in ("mean_diff", "mde"):
-        out[c] = out[c].map(lambda v: f"{v:+.1f}" if c == "mean_diff" and v == v else (f"{v:.1f}" if v == v else "–"))
+        signed = "+" if c == "mean_diff" else ""
+        out[c] = out[c].map(lambda v, signed=signed: f"{v:{signed}.1f}" if pd.notna(v) else "–")
     for c in ("p", "p_holm"):
-        out[c] = out[c].map(lambda v: f"{v:.3f}" if v == v else "–")
+        out[c] = out[c].map(lambda v: f"{v:.3f}" if pd.notna(v) else "–")
     cols = ["finding", "variant", "baseline", "n_seeds", "mean_diff", "95% CI", "p", "p_holm", "mde", "verdict", "test"]
     return out[cols].reset_index(drop=True)
 
@@ -420,16 +432,23 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
+def short_sentence(row: pd.Series) -> str:
+    """One finding in a line: the comparison, its difference with interval and Holm p, the verdict."""
+    interval = f", 95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if pd.notna(row["ci_low"]) else ""
+    return (f"{row['finding']}: {row['variant']} vs {row['baseline']}, {row['mean_diff']:+.1f} points{interval} "
+            f"(n = {row['n_seeds']}, Holm p {_p(row['p_holm'])}) — **{row['verdict']}**")
+
+
 def sentence(row: pd.Series) -> str:
     """One finding as the sentence the README and REPORT print."""
-    interval = f"95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if row["ci_low"] == row["ci_low"] else "no CI"
-    if row["mde"] == row["mde"]:
+    interval = f"95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if pd.notna(row["ci_low"]) else "no CI"
+    if pd.notna(row["mde"]):
         mde = f"; smallest detectable effect {row['mde']:.1f}"
     elif str(row["test"]).startswith("Fisher"):
         mde = "; from the reference arm's failure rate no change in this direction reaches 80% power with these runs"
     else:
         mde = ""
-    p = f"p {_p(row['p'])}, Holm p {_p(row['p_holm'])}" if row["p"] == row["p"] else "no test"
+    p = f"p {_p(row['p'])}, Holm p {_p(row['p_holm'])}" if pd.notna(row["p"]) else "no test"
     return (f"{row['finding']}: {row['variant']} vs {row['baseline']}, {row['mean_diff']:+.1f} points over "
             f"{row['n_seeds']} seed(s) ({interval}; {p}{mde}) — **{row['verdict']}** ({row['test']})")
 

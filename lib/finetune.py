@@ -1,28 +1,227 @@
-"""Fine-tune on your own labelled file from a terminal: `python -m lib.finetune --data my.csv ...`.
+"""Fine-tuning, in one place: the run's spec, the workbook's baseline recipe, what a run reports, and the command.
 
-The run is the profile's baseline (MiniLM-L6, AdamW, 10% warmup, the
-profile's budget of examples and epochs) at the ablations' working rate 1e-4,
-on your data; any `TrainConfig` field is an option (`--lr 3e-5`,
-`--truncation head+tail`, `--max-length 256` …). Every seed is stored and
-replayed like any run (`results/runs/<experiment>/`), and the TF-IDF floor is
-computed on the same split. Bad arguments or data fail with one line and exit
-status 2 before anything trains.
+* `FinetuneSpec` — what to fine-tune on what (data, model, subsample,
+  `TrainConfig`). Handed to `lib.store.run`, it *is* the run's identity: the
+  same spec returns the stored run instead of training again. Impossible specs
+  fail when they are built, before anything trains.
+* `baseline_spec(profile)` — the recipe every notebook measures against
+  (MiniLM-L6, `TrainConfig` defaults, the profile's budget), and `WORKING_LR`,
+  the rate the ablations hold fixed.
+* `seed_table`, `summary`, `mistakes` — what notebooks 02 and 09 and the
+  command print about a set of runs (per seed, over seeds against the TF-IDF
+  floor, the most confident errors).
+* `python -m lib.finetune --data my.csv ...` — the baseline at `WORKING_LR` on
+  your labelled file; any `TrainConfig` field is an option (`--lr 3e-5`,
+  `--truncation head+tail`, `--max-length 256` …). Every seed is stored and
+  replayed like any run (`results/runs/<experiment>/`), and the TF-IDF floor is
+  computed on the same split. Bad arguments or data fail with one line and exit
+  status 2 before anything trains.
 
     python -m lib.finetune --data sms.csv --text-column text --label-column spam --label-names ham,spam
 """
+
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+import pandas as pd
+from datasets import DatasetDict
+from sklearn.metrics import classification_report
 
-from lib import ablations, baselines, parallel, plots, profiles, stats, store
+from lib import floors, parallel, plots, stats, store
+from lib.classify import METRICS, train_classifier
 from lib.cli import Parser
-from lib.data import data_label
-from lib.experiment import FinetuneSpec
-from lib.trainer import TrainConfig
+from lib.data import DATA_VERSION, data_label, is_file_name, label_names, load_data
+from lib.models import INITS, fingerprint, load_model, position_limit, save_checkpoint
+from lib.profiles import Profile
+from lib.source import DataSource
+from lib.store import Record
+from lib.train_config import ConfigError, TrainConfig, check_warmup, num_update_steps
 
+WORKING_LR = 1e-4
+"""The rate the ablations hold fixed. Notebook 02 measured that BERT-base's 2e-5
+under-trains MiniLM (22.7M parameters) on a short budget; 1e-4 is from the
+compact-BERT grid (Turc et al.). Notebook 05 varies the rate itself."""
+
+
+def lr_label(lr: float) -> str:
+    """1e-4 rather than 0.0001: how the papers write rates."""
+    mantissa, exp = f"{lr:.0e}".split("e")
+    return f"{mantissa}e{int(exp)}"
+
+
+# ------------------------------------------------------------------ the spec
+@dataclass
+class FinetuneSpec:
+    """What to fine-tune on what; defaults are the baseline."""
+
+    data: str | DataSource = "movie_snippets"  # a shipped name, a hub name, or your file (a CSV path or a DataSource)
+    data_version: int = DATA_VERSION
+    model: str = "minilm-l6"
+    vocab: str = "news-8k"  # only used by from-scratch models
+    init: str = "pretrained"  # "random": the same architecture with fresh weights (what does pretraining buy?)
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    max_test_examples: int | None = None  # a fixed stratified subset (smoke, quick); None: the whole split
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    kind = "finetune"  # checkpoints/finetune/<run_id>/ when a run keeps its weights (a distillation teacher)
+    keeps_checkpoint = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str) and is_file_name(self.data):
+            self.data = DataSource(self.data)  # default columns text, label
+        if self.init not in INITS:
+            raise ConfigError(f"init={self.init!r}; choose one of {INITS}.")
+        if self.train.metric not in METRICS:
+            raise ConfigError(f"metric={self.train.metric!r} is not a fine-tuning metric; choose one of {METRICS}.")
+        limit = position_limit(self.model)
+        if limit is not None and self.train.max_length > limit:
+            raise ConfigError(
+                f"max_length={self.train.max_length}, but {self.model} takes at most {limit} positions; "
+                f"use max_length ≤ {limit} (and truncation='head+tail' to keep both ends of long texts)."
+            )
+        for name in ("max_train_examples", "max_eval_examples", "max_test_examples"):
+            n = getattr(self, name)
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+                raise ConfigError(f"{name} must be a whole number ≥ 1 (or None: all), got {n!r}.")
+        if self.max_train_examples is not None:  # the run is at most this long: warmup must fit in it
+            batches = math.ceil(self.max_train_examples / self.train.batch_size)
+            check_warmup(self.train, num_update_steps(batches, self.train))
+
+    def with_overrides(self, **overrides) -> FinetuneSpec:
+        """A copy with spec fields or `TrainConfig` fields replaced (ablations); one dict, so a later value of a
+        name can never collide with an earlier one."""
+        spec_keys = {k: v for k, v in overrides.items() if k in self.__dataclass_fields__ and k != "train"}
+        train_keys = {k: v for k, v in overrides.items() if k not in spec_keys}
+        unknown = set(train_keys) - set(TrainConfig.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"Unknown override(s) {sorted(unknown)}: not a FinetuneSpec or TrainConfig field.")
+        return replace(self, **spec_keys, train=replace(self.train, **train_keys))
+
+    def seeds(self, seeds: list[int]) -> list[FinetuneSpec]:
+        """The same run over several seeds."""
+        return [self.with_overrides(seed=s) for s in seeds]
+
+    def identity(self) -> dict:
+        """The spec's fields; for your own file, its description and its content fingerprint; for a model
+        folder, what wrote it (`lib.models.fingerprint`), so a re-trained checkpoint makes a new run."""
+        out = asdict(self)
+        if isinstance(self.data, DataSource):
+            out["data"] = self.data.identity()
+        if (model := fingerprint(self.model)) is not None:
+            out["model_fingerprint"] = model
+        return out
+
+    def dataset(self) -> DatasetDict:
+        """The spec's data set with its subsample (train / validation / test)."""
+        return load_data(
+            self.data,
+            max_train_examples=self.max_train_examples,
+            max_eval_examples=self.max_eval_examples,
+            max_test_examples=self.max_test_examples,
+        )
+
+    def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False, **train_kwargs) -> Record:
+        """Fine-tune now (no store; a fine-tuning run reads nothing of the profile but its spec).
+        `train_kwargs` go to `lib.classify.train_classifier` (extra training columns and a model wrapper,
+        e.g. for distillation)."""
+        dsd = self.dataset()
+        names = label_names(dsd)
+        tokenizer, model = load_model(
+            self.model, "classification", label_names=names, vocab=self.vocab, seed=self.train.seed, init=self.init
+        )
+        result = train_classifier(model, tokenizer, dsd, self.train, stop_on_divergence=stop_on_divergence,
+                                  **train_kwargs)
+        metrics = result.metrics | {"confusion": result.confusion.tolist(), "label_names": names}
+        return Record(metrics, result.history, result.predictions, lambda path: save_checkpoint(model, tokenizer, path))
+
+
+def baseline_spec(profile: Profile, data: str | DataSource = "movie_snippets", device: str = "auto") -> FinetuneSpec:
+    """The baseline fine-tuning run of `profile`: MiniLM-L6, `TrainConfig` defaults
+    (the recipe) except the profile's budget (examples, epochs, batch)."""
+    b = profile.finetune
+    train = TrainConfig(epochs=b.epochs, batch_size=b.batch_size, eval_batch_size=b.eval_batch_size, device=device,
+                        progress=profile.progress)
+    return FinetuneSpec(
+        data=data,
+        model="minilm-l6",
+        train=train,
+        max_train_examples=b.max_train_examples,
+        max_eval_examples=b.max_eval_examples,
+        max_test_examples=b.max_test_examples,
+    )
+
+
+# ------------------------------------------------------- what runs report
+def recalls(run: store.Run) -> str:
+    """Per-class recall from the run's confusion matrix: what accuracy hides on imbalanced data."""
+    cm, names = run.confusion, run.metrics["label_names"]
+    per = cm.diagonal() / np.maximum(1, cm.sum(1))
+    return ", ".join(f"{n} {100 * r:.1f}%" for n, r in zip(names, per))
+
+
+def seed_table(runs: list[store.Run]) -> pd.DataFrame:
+    """One row per seed: test accuracy, macro-F1 (%), recall per class, where validation picked the weights."""
+    return pd.DataFrame([{"seed": r.config["train"]["seed"], "accuracy (%)": round(100 * r.metrics["test_accuracy"], 1),
+                          "macro-F1 (%)": round(100 * r.metrics["test_macro_f1"], 1), "recall per class": recalls(r),
+                          "best step": r.metrics["best_step"], "steps": r.metrics["steps"]} for r in runs]
+                        ).set_index("seed")
+
+
+def summary(runs: list[store.Run], floor: dict, label: str) -> str:
+    """Over seeds against the TF-IDF floor on the same split (Markdown bullets): accuracy and macro-F1 with their
+    spread, the one-sample interval against the floor, and the failed runs (at or below *this* test set's
+    majority class)."""
+    frame = store.runs_frame(runs).assign(data=label)
+    floor_frame = pd.DataFrame([{"data": label, "test_accuracy": floor["test_accuracy"]}])
+    acc, f1 = stats.mean_std(frame, "data", ["test_accuracy", "test_macro_f1"]).iloc[0, :2]
+    failed = int(stats.failed_runs(frame).sum())
+    return "\n".join([
+        f"* over {len(runs)} seed(s): accuracy {acc}%, macro-F1 {f1}% (every class counts the same); failed runs "
+        f"(at or below the majority class, {100 * frame['test_majority'].iloc[0]:.1f}%): {failed}/{len(runs)}",
+        f"* TF-IDF + logistic regression floor on the same split: accuracy {100 * floor['test_accuracy']:.1f}%, "
+        f"macro-F1 {100 * floor['test_macro_f1']:.1f}%",
+        stats.vs_floor(frame, floor_frame, ["data"]),
+    ])
+
+
+def summary_table(frame: pd.DataFrame, floor: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of runs (e.g. data set × rate): test accuracy and macro-F1 as mean ± std over seeds, seconds per
+    run, and the TF-IDF floor's accuracy on that data set (`floor`: `lib.floors.table`)."""
+    out = stats.mean_std(frame, by, ["test_accuracy", "test_macro_f1"])
+    out["seconds per run"] = frame.groupby(by, sort=False)["train_seconds"].mean().round(0)
+    floor_acc = floor.set_index("data")["test_accuracy"]
+    out["TF-IDF floor accuracy"] = [round(100 * floor_acc[key[0] if isinstance(key, tuple) else key], 1)
+                                    for key in out.index]
+    return out
+
+
+def best_rate(frame: pd.DataFrame, rate: str = "lr") -> dict[str, float]:
+    """Per data set, the rate with the best mean test accuracy over seeds."""
+    means = frame.groupby(["data", rate])["test_accuracy"].mean()
+    return {data: key[1] for data, key in means.groupby("data").idxmax().items()}
+
+
+def per_class(run: store.Run) -> pd.DataFrame:
+    """Precision, recall and F1 per class on the test set (what accuracy hides when classes differ in size)."""
+    p = run.predictions
+    report = classification_report(p["label"].tolist(), p["pred"].tolist(), zero_division=0, output_dict=True)
+    return pd.DataFrame(report).T.round(3)
+
+
+def mistakes(run: store.Run, n: int = 8) -> tuple[int, pd.DataFrame]:
+    """How many test examples a run got wrong, and its `n` most confident mistakes (label noise shows up here)."""
+    p = run.predictions
+    wrong = p[p["label"] != p["pred"]].sort_values("confidence", ascending=False, kind="stable")
+    return len(wrong), wrong.head(n).reset_index(drop=True)
+
+
+# ------------------------------------------------------------- the command
 NOT_OPTIONS = ("seed", "progress", "bf16")  # --seeds covers the seed; progress and precision follow the machine
 
 
@@ -71,53 +270,40 @@ def build_parser() -> Parser:
 
 
 def spec_from_args(parser: Parser, args) -> tuple[FinetuneSpec, list[int]]:
-    """The run the arguments describe, validated (data read, config checked) before anything trains."""
+    """The run the arguments describe, validated (data read, config checked) before anything trains.
+
+    The baseline, then the working rate, then every option the user gave, merged in one dict: a user's
+    value always wins (`--lr 3e-5` replaces the working rate)."""
     source = parser.source(args)
-    overrides = {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
-    budget = profiles.get(args.profile).finetune
-    examples = {
+    budget = args.profile.finetune
+    overrides = {
+        "data": source, "model": args.model, "lr": WORKING_LR,
         "max_train_examples": budget.max_train_examples if args.max_train_examples is None else args.max_train_examples,
         "max_eval_examples": budget.max_eval_examples if args.max_eval_examples is None else args.max_eval_examples,
-    }
+    } | {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
     try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else profiles.get(args.profile).seeds
-        spec = ablations.baseline_spec(args.profile).with_overrides(
-            data=source, model=args.model, lr=ablations.ABLATION_LR, **examples, **overrides)
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else args.profile.seeds
+        spec = baseline_spec(args.profile).with_overrides(**overrides)
         spec.dataset()  # reads and splits the file: bad data fails here
     except ValueError as err:
         parser.error(str(err))
     return spec, seeds
 
 
-def recalls(run: store.Run) -> str:
-    """Per-class recall from the run's confusion matrix: what accuracy hides on imbalanced data."""
-    cm, names = run.confusion, run.metrics["label_names"]
-    per = cm.diagonal() / np.maximum(1, cm.sum(1))
-    return ", ".join(f"{n} {100 * r:.1f}%" for n, r in zip(names, per))
-
-
-def report(runs: list[store.Run], floor: dict, experiment: str, profile: str) -> str:
+def report(runs: list[store.Run], floor: dict, experiment: str, label: str, profile: Profile) -> str:
     """What the terminal prints: per seed and over seeds, against the floor, and where the outputs are."""
-    frame = store.runs_frame(runs).assign(seed=[r.config["train"]["seed"] for r in runs])
-    lines = [f"{'seed':>4}  {'accuracy':>8}  {'macro-F1':>8}  recall per class"]
-    lines += [f"{r.config['train']['seed']:>4}  {100 * r.metrics['test_accuracy']:>7.1f}%  "
-              f"{100 * r.metrics['test_macro_f1']:>7.1f}%  {recalls(r)}" for r in runs]
-    acc, f1 = stats.mean_std(frame.assign(all="all"), "all", ["test_accuracy", "test_macro_f1"]).iloc[0, :2]
-    failed = int(stats.failed_runs(frame).sum())
-    lines += [
-        f"over {len(runs)} seed(s): accuracy {acc}%, macro-F1 {f1}%; failed runs (at or below the "
-        f"majority class, {100 * frame['test_majority'].iloc[0]:.1f}%): {failed}/{len(runs)}",
-        f"TF-IDF + logistic regression floor on the same split: accuracy {100 * floor['test_accuracy']:.1f}%, "
-        f"macro-F1 {100 * floor['test_macro_f1']:.1f}%",
-        "",
-        f"runs (config, history, metrics, predictions.csv.gz): {runs[0].path.parent}",
-        f"table: {runs[0].path.parent.parent.parent / (experiment + '.csv')}",
-    ]
     first = runs[0]
     title = f"{experiment}, seed {first.config['train']['seed']} (accuracy {100 * first.metrics['test_accuracy']:.1f}%)"
     path = plots.save(plots.plot_confusion(first.confusion, first.metrics["label_names"], title=title),
                       f"{experiment}_confusion", profile)
-    return "\n".join(lines + [f"confusion matrix: {path}"])
+    return "\n".join([
+        seed_table(runs).to_string(),
+        summary(runs, floor, label).replace("**", ""),
+        "",
+        f"runs (config, history, metrics, predictions.csv.gz): {runs[0].path.parent}",
+        f"table: {store.index_path(experiment, profile)}",
+        f"confusion matrix: {path}",
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,10 +318,9 @@ def main(argv: list[str] | None = None) -> int:
               + f"; classes {dsd['train'].features['label'].names}; model {spec.model}", flush=True)
     runs = [store.run(experiment, s, args.profile, args.force) for s in spec.seeds(seeds)]
     if main_process:
-        print(report(runs, baselines.tfidf_logreg(dsd), experiment, args.profile))
+        print(report(runs, floors.tfidf_logreg(dsd), experiment, data_label(spec.data), args.profile))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -1,8 +1,8 @@
 """What an ablation grid is: a base spec, named variants (fields to override), a baseline, data sets and seeds.
 
-A `Sweep` is pure description; `lib.ablations` builds the workbook's grids
+A `Grid` is pure description; `lib.ablations` builds the workbook's grids
 and `lib.sweep` runs them. Every cell's spec is built (and so validated) when
-the sweep is made: an impossible variant fails before the first run trains.
+the grid is made: an impossible variant fails before the first run trains.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib.data import data_label
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.source import DataSource
 from lib.store import run_id
 
 
 @dataclass
-class Sweep:
+class Grid:
     """An ablation grid. `variants` maps a readable name to overrides of `base`."""
 
     experiment: str
@@ -30,7 +30,7 @@ class Sweep:
 
     def __post_init__(self) -> None:
         if not self.variants or not self.seeds or not self.datasets:
-            raise ValueError(f"Sweep {self.experiment!r} needs at least one variant, seed and data set.")
+            raise ValueError(f"Grid {self.experiment!r} needs at least one variant, seed and data set.")
         if self.baseline not in self.variants:
             raise ValueError(f"Baseline {self.baseline!r} is not one of the variants {list(self.variants)}.")
         self.specs()  # impossible overrides fail here, before anything trains
@@ -48,25 +48,28 @@ class Sweep:
         """The seeds `variant` runs: its own list if it has one (a failure-rate cell needs more), else `seeds`."""
         return self.cell_seeds.get(variant, self.seeds)
 
-    def subset(self, variants: list[str]) -> Sweep:
+    def subset(self, variants: list[str]) -> Grid:
         """The same grid with only `variants` (the baseline is always kept)."""
         unknown = sorted(set(variants) - set(self.variants))
         if unknown:
             raise ValueError(f"Unknown variant(s) {unknown}; this grid has {list(self.variants)}.")
         keep = {n: o for n, o in self.variants.items() if n in variants or n == self.baseline}
         seeds = {n: s for n, s in self.cell_seeds.items() if n in keep}
-        return Sweep(self.experiment, self.base, keep, self.baseline, self.seeds, self.datasets, seeds)
+        return Grid(self.experiment, self.base, keep, self.baseline, self.seeds, self.datasets, seeds)
 
     def on(
-        self, data: str | DataSource, model: str | None = None, seeds: list[int] | None = None, **overrides
-    ) -> Sweep:
-        """The same grid on your data (and model, seeds for every cell, and base overrides), stored under an
-        experiment name of its own."""
+        self, data: str | DataSource | None, model: str | None = None, seeds: list[int] | None = None, **overrides
+    ) -> Grid:
+        """The same grid on your data and/or model (and seeds for every cell, and base overrides), stored under an
+        experiment name of its own: `<experiment>__<data>` and, for another model, `__<model folder or name>`.
+        Without data the grid keeps its own data sets."""
         other_model = model is not None and model != self.base.model
         base = self.base.with_overrides(**overrides, **({"model": model} if model else {}))
-        name = f"{self.experiment}__{data_label(data)}" + (f"__{Path(model).name}" if other_model else "")
+        name = self.experiment + (f"__{data_label(data)}" if data is not None else "")
+        name += f"__{Path(model).name}" if other_model else ""
         cell_seeds = self.cell_seeds if seeds is None else {}
-        return Sweep(name, base, self.variants, self.baseline, seeds or self.seeds, [data], cell_seeds)
+        datasets = [data] if data is not None else self.datasets
+        return Grid(name, base, self.variants, self.baseline, seeds or self.seeds, datasets, cell_seeds)
 
     def run_ids(self) -> dict[str, str]:
         """run_id → variant, to pick this grid's rows out of a results CSV."""

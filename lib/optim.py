@@ -22,6 +22,8 @@ import math
 import re
 from collections.abc import Iterable
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from transformers import get_scheduler
@@ -184,3 +186,11 @@ def build_scheduler(
 def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """Current learning rate per named group (decay/no-decay halves share one)."""
     return {g.get("name", f"group{i}"): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+
+
+def decoupled_shrink(lrs: np.ndarray, weight_decays: list[float]) -> pd.DataFrame:
+    """How much AdamW's decoupled decay alone can shrink a decayed weight over a run whose rate per step was `lrs`:
+    each step multiplies it by (1 − lr_t·λ), so a run keeps Π(1 − lr_t·λ) of it (notebook 04)."""
+    keep = [100 * float(np.prod(1 - np.asarray(lrs) * wd)) for wd in weight_decays]
+    return pd.DataFrame({"weight decay λ": weight_decays, "weights keep (%)": keep,
+                         "shrink (%)": [100 - k for k in keep]})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lib.profiles import check_profile
+from lib.profiles import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("WORKBOOK_CACHE_DIR", ROOT / ".cache"))
@@ -29,17 +29,16 @@ def located(path: str | Path) -> Path:
     return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
-def results_dir(profile: str = "quick") -> Path:
+def results_dir(profile: Profile) -> Path:
     """The folder a run in `profile` writes to (created on demand by writers)."""
-    check_profile(profile)
     env = os.environ.get("WORKBOOK_RESULTS_DIR")
     if env:
         return Path(env)
     base = ROOT / "results"
-    return base if profile == "quick" else base / profile
+    return base if profile.name == "quick" else base / profile.name
 
 
-def figures_dir(profile: str = "quick") -> Path:
+def figures_dir(profile: Profile) -> Path:
     """Figures sit beside the CSVs they are rebuilt from."""
     path = results_dir(profile) / "figures"
     path.mkdir(parents=True, exist_ok=True)

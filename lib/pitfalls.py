@@ -2,8 +2,15 @@
 
 Nothing here is used for training: every object is the *wrong* way, kept
 small, next to a function that measures what goes wrong. The right ways are
-`lib.optim.param_groups`, `lib.trainer.fit` and `lib.models.load_model`. The
-`*_experiment` functions are notebook 06's measurements, one per bug.
+`lib.optim.param_groups`, `lib.trainer.fit` and `lib.models.load_model`.
+Notebook 06 calls one function per bug, in its order:
+
+1. `clip_order_experiment` — `clip_grad_norm_` before `backward()`;
+2. `groups_experiment` — layer-wise groups that leave out the embeddings and pooler;
+3. `warmup_zero_schedules` (and `warmup_cost`, from notebook 03's stored runs) — `num_warmup_steps=0`;
+4. `removed_apis` — imports that no longer exist;
+5. `mlm_loss_experiment` — an MLM loss on raw logits;
+6. `order_experiment` — a "BERT" that cannot see word order.
 """
 
 from __future__ import annotations
@@ -15,10 +22,67 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DataCollatorForLanguageModeling
 
-from lib.classify import finetune
+from lib import stats
+from lib.classify import train_classifier
+from lib.demos import lr_curves
 from lib.models import load_model
 from lib.optim import OptimConfigError, check_groups, param_groups
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
+
+
+def clip_order_experiment(model: nn.Module, batch: dict, max_norm: float = 1.0) -> pd.DataFrame:
+    """Article 5's order (clip, then backward) against the right one on one batch: the gradient norm each
+    `clip_grad_norm_` call saw and what the optimizer would apply. The article's clip sees no gradient at all."""
+    def norm() -> float:
+        return float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = model(**batch).loss
+    seen_by_clip = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=max_norm))  # the article
+    loss.backward()
+    applied = norm()
+    before = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=max_norm))  # after backward
+    after = norm()
+    model.zero_grad(set_to_none=True)
+    return pd.DataFrame({"gradient L2 norm": [seen_by_clip, applied, before, after]},
+                        index=["clip before backward: norm it saw", "…so the optimizer applies",
+                               "clip after backward: norm before", "clip after backward: norm after"])
+
+
+def warmup_zero_schedules(model: nn.Module, total: int, lr: float = 2e-5) -> dict[str, pd.DataFrame]:
+    """The head's rate per step under article 1's `num_warmup_steps=0` and under a 10% warmup."""
+    shapes = {"article: num_warmup_steps=0": lr_curves(model, total, lr=lr, warmup_steps=0),
+              f"warmup_ratio=0.1 ({max(1, round(0.1 * total))} steps)": lr_curves(model, total, lr=lr,
+                                                                                 warmup_ratio=0.1)}
+    return {name: curve[curve["group"] == "head"] for name, curve in shapes.items()}
+
+
+def warmup_cost(runs: pd.DataFrame, lr: float) -> pd.DataFrame | None:
+    """From notebook 03's stored runs (`runs`: its results table), at rate `lr` on the linear schedule: runs,
+    failed runs and accuracy by warmup ratio — what leaving warmup out costs. None before notebook 03 has run."""
+    if runs.empty:
+        return None
+    hot = runs[(runs["train.lr"] == lr) & (runs["train.schedule"] == "linear")]
+    if hot.empty:
+        return None
+    return hot.assign(failed=stats.failed_runs(hot)).groupby("train.warmup_ratio").agg(
+        runs=("failed", "size"), failed=("failed", "sum"), accuracy_mean=("test_accuracy", lambda a: 100 * a.mean()),
+        accuracy_std=("test_accuracy", lambda a: 100 * a.std())).round(1)
+
+
+def removed_apis() -> dict[str, str]:
+    """What articles 1 and 5 import, tried on today's versions: code → the error it raises now."""
+    errors = {}
+    try:
+        from transformers import AdamW  # noqa: F401  (article 1)
+    except ImportError as err:
+        errors["from transformers import AdamW"] = f"ImportError: {err}"
+    try:
+        torch.optim.lr_scheduler.WarmupLinearSchedule  # noqa: B018  (article 5)
+    except AttributeError as err:
+        errors["torch.optim.lr_scheduler.WarmupLinearSchedule"] = f"AttributeError: {err}"
+    return errors
 
 
 def blog_layerwise_groups(model: nn.Module, lr: float, xi: float, head_lr: float) -> list[dict]:
@@ -122,7 +186,7 @@ def groups_experiment(dsd: datasets.DatasetDict, steps: int) -> tuple[pd.DataFra
         except OptimConfigError as err:
             verdicts[recipe] = f"check_groups refuses them — {str(err)[:160]}…"
         before = {k: v.detach().clone() for k, v in m.named_parameters()}
-        finetune(m, tokenizer, dsd, cfg, groups=groups)
+        train_classifier(m, tokenizer, dsd, cfg, groups=groups)
         moved[recipe] = {part: max_change(before, m, prefix) for part, prefix in PARTS.items()}
     return pd.DataFrame(moved).rename_axis(f"largest |Δ weight| after {steps} steps"), verdicts
 

@@ -13,11 +13,12 @@ import seaborn as sns
 
 from lib.atomic import atomic_path
 from lib.paths import figures_dir
+from lib.profiles import Profile
 
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def save(fig: plt.Figure, name: str, profile: str = "quick") -> str:
+def save(fig: plt.Figure, name: str, profile: Profile) -> str:
     """Save `fig` as results/figures/<name>.png and return the path."""
     path = figures_dir(profile) / f"{name}.png"
     with atomic_path(path) as tmp:
@@ -26,7 +27,7 @@ def save(fig: plt.Figure, name: str, profile: str = "quick") -> str:
 
 
 def plot_lr_curves(curves: pd.DataFrame, title: str = "Learning rate per parameter group", ax=None) -> plt.Axes:
-    """`curves` in long format (step, group, lr) as `lib.optim.lr_curves` returns."""
+    """`curves` in long format (step, group, lr), as `history_lrs` (a run's log) and `lib.demos.lr_curves` return."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     groups = list(dict.fromkeys(curves["group"]))
@@ -317,21 +318,12 @@ def plot_seed_curves(
     return fig
 
 
-def save_best_and_worst_confusions(
-    result, summaries: Mapping[str, pd.DataFrame], prefix: str, profile: str = "quick"
-) -> None:
-    """Confusion matrices of the best and the worst variant (by mean accuracy over
-    seeds) per data set, first seed's run; saved as figures/<prefix>_confusion_{best,worst}_<data>.png."""
-    seed = result.sweep.seeds[0]
-    for data, cmp in summaries.items():
-        for tag, name in (("best", cmp["mean"].idxmax()), ("worst", cmp["mean"].idxmin())):
-            r = result.run(name, seed, data)
-            title = f"{data}, {tag}: {name} (seed {seed}, accuracy {100 * r.metrics['test_accuracy']:.1f}%)"
-            save(
-                plot_confusion(r.confusion, r.metrics["label_names"], title=title),
-                f"{prefix}_confusion_{tag}_{data}",
-                profile,
-            )
+def save_ablations(frame: pd.DataFrame, summaries: Mapping[str, pd.DataFrame], prefix: str, title: str,
+                   profile: Profile) -> list[str]:
+    """`plot_ablation` for every data set of a grid (`frame`: its runs, `summaries`: `lib.sweep.summarize`),
+    saved as figures/<prefix>_accuracy_<data>.png; returns the paths."""
+    return [save(plot_ablation(frame[frame["data"] == data], cmp, f"{title}, {data}"), f"{prefix}_accuracy_{data}",
+                 profile) for data, cmp in summaries.items()]
 
 
 def plot_lr_fan(histories: Mapping[float, pd.DataFrame], base_lr: str) -> tuple[plt.Figure, pd.DataFrame]:

@@ -15,15 +15,17 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from lib import parallel, profiles
+from lib import parallel
 from lib.cli import Parser
 from lib.data import DATA_VERSION, load_news_corpus
 from lib.mlm import PretrainingCollator, PretrainingModel, evaluate_pretraining, frequency_baselines
 from lib.models import load_model, save_checkpoint
 from lib.nsp import nsp_examples
+from lib.profiles import Profile
 from lib.store import Record, checkpoint_dir, load_experiment, run_id
 from lib.store import run as stored_run
-from lib.trainer import ConfigError, TrainConfig, fit
+from lib.train_config import ConfigError, TrainConfig
+from lib.trainer import fit
 
 METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy")
 """What the held-out evaluation reports: `TrainConfig.metric` must be one of them."""
@@ -69,7 +71,7 @@ class PretrainSpec:
     def identity(self) -> dict:
         return asdict(self)
 
-    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+    def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False) -> Record:
         """Pretrain now (no store); the record's checkpoint is the trained `BertForPreTraining`."""
         tokenizer, model = load_model(self.model, "pretraining", vocab=self.vocab, seed=self.train.seed)
         set_dropout(model, self.dropout)
@@ -163,41 +165,39 @@ def pretraining_data(spec: PretrainSpec, tokenizer) -> tuple[list[dict], list[di
     return train, held_out
 
 
-def scratch_spec(profile: str = "quick", device: str = "auto", nsp: bool = True) -> PretrainSpec:
+def scratch_spec(profile: Profile, device: str = "auto", nsp: bool = True) -> PretrainSpec:
     """Notebook 01's from-scratch run for `profile`: its model, steps, rate and batch (`lib.profiles`), the
     rest Devlin et al.'s recipe (AdamW, weight decay 0.01, warmup then linear decay, 15% masking) without
     dropout — Cramming's choice for short runs: in a probe here it moved the same steps ~1.5x faster."""
-    p = profiles.get(profile)
-    budget = p.pretrain
+    budget = profile.pretrain
     return PretrainSpec(
         model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, nsp=nsp,
         dropout=0.0,
-        train=_stepped(p, budget.scratch_steps, budget.scratch_batch, evaluations=8, device=device,
+        train=_stepped(profile, budget.scratch_steps, budget.scratch_batch, evaluations=8, device=device,
                        lr=budget.scratch_lr),
     )
 
 
-def minilm_spec(profile: str = "quick", device: str = "auto") -> PretrainSpec:
+def minilm_spec(profile: Profile, device: str = "auto") -> PretrainSpec:
     """Notebook 01's continuation of MiniLM's pretraining: new MLM/NSP heads at 3e-3 on the pretrained
     encoder at 1e-4 (`head_lr`)."""
-    p = profiles.get(profile)
-    budget = p.pretrain
+    budget = profile.pretrain
     return PretrainSpec(
         model="minilm-l6", max_seq_len=budget.minilm_seq_len, max_documents=budget.max_documents,
-        train=_stepped(p, budget.minilm_steps, budget.minilm_batch, evaluations=4, device=device,
+        train=_stepped(profile, budget.minilm_steps, budget.minilm_batch, evaluations=4, device=device,
                        lr=1e-4, head_lr=3e-3),
     )
 
 
-def _stepped(p: profiles.Profile, steps: int, batch: int, evaluations: int, device: str, **rates) -> TrainConfig:
+def _stepped(profile: Profile, steps: int, batch: int, evaluations: int, device: str, **rates) -> TrainConfig:
     """Notebook 01's pretraining schedule: `steps` AdamW steps (weight decay 0.01, 6% warmup then linear
     decay), `evaluations` held-out evaluations, the best by MLM loss, no early stopping."""
     return TrainConfig(**rates, weight_decay=0.01, warmup_ratio=0.06, max_steps=steps, batch_size=batch,
                        eval_every=max(1, steps // evaluations), metric="mlm_loss", patience=None, device=device,
-                       progress=p.progress)
+                       progress=profile.progress)
 
 
-def stored_scratch_run(profile: str = "quick") -> dict | None:
+def stored_scratch_run(profile: Profile) -> dict | None:
     """The stored metrics of notebook 01's from-scratch run for `profile` (None before it has run)."""
     spec = scratch_spec(profile)
     runs = load_experiment(spec.kind, profile)

@@ -8,9 +8,11 @@
 * full — paper-scale settings: all data, both data sets, 10 / 20 seeds per
   ablation cell, wider grids, long pretraining (GPU recommended).
 
-Notebooks and command lines read their budgets from `get(profile)`; a
-notebook's parameters cell names the profile and at most overrides a value.
-This module imports nothing from `lib`, so every other module may read it.
+A profile is resolved once, where a user names it: a notebook's first code
+cell (`profile = profiles.get(PROFILE)`) and each command line's `--profile`
+turn the name into a `Profile`, and everything below takes that object (or
+the values it needs). This module imports nothing from `lib`, so every other
+module may read it.
 """
 
 from __future__ import annotations
@@ -193,13 +195,11 @@ class ProfileError(ValueError):
     """An unknown profile name."""
 
 
-def check_profile(profile: str) -> str:
-    """Return `profile` if it is one we know, else raise one clear error."""
+def get(profile: str | Profile) -> Profile:
+    """The settings of `profile` ("smoke", "quick" or "full"); a `Profile` is returned as it is. An unknown name
+    is one clear error."""
+    if isinstance(profile, Profile):
+        return profile
     if profile not in _PROFILES:
         raise ProfileError(f"Unknown profile {profile!r}; choose one of {PROFILES}.")
-    return profile
-
-
-def get(profile: str) -> Profile:
-    """The settings of `profile` ("smoke", "quick" or "full")."""
-    return _PROFILES[check_profile(profile)]
+    return _PROFILES[profile]

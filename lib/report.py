@@ -14,11 +14,11 @@ import sys
 
 import pandas as pd
 
-from lib import ablations, findings, pretraining, stats
+from lib import ablations, design, findings, finetune, pretraining, stats
 from lib.atomic import write_text
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
-from lib.profiles import check_profile
+from lib.profiles import Profile
 from lib.store import load_experiment
 
 TITLES = {
@@ -44,18 +44,19 @@ def findings_lines(table: pd.DataFrame, notebook: str) -> list[str]:
     ] + [""]
 
 
-def ablation_section(name: str, profile: str, table: pd.DataFrame) -> str:
+def ablation_section(name: str, profile: Profile, table: pd.DataFrame) -> str:
     """Per-cell table (mean ± std, interval, failures) of one ablation, and its findings."""
-    sweep = ablations.sweep(name, profile)
-    rows = findings.grid_frame(sweep, profile)
+    grid = ablations.grid(name, profile)
+    rows = findings.grid_frame(grid, profile)
     lines = [f"## {TITLES[name]}", ""]
     if rows.empty:
-        return "\n".join(lines + [f"No runs stored yet: run `python -m lib.sweep {name} --profile {profile}`.", ""])
-    order = list(sweep.variants)
+        hint = f"No runs stored yet: run `python -m lib.sweep {name} --profile {profile.name}`."
+        return "\n".join(lines + [hint, ""])
+    order = list(grid.variants)
     rows = rows.sort_values("variant", key=lambda v: v.map(order.index), kind="stable")
     for data, df in rows.groupby("data", sort=False):
-        cmp = stats.compare(df, sweep.baseline)
-        tab = stats.table(cmp, sweep.baseline).drop(columns=["verdict", "Δ vs baseline (paired)"])
+        cmp = stats.compare(df, grid.baseline)
+        tab = stats.comparison_table(cmp, grid.baseline).drop(columns=["verdict", "Δ vs baseline (paired)"])
         secs = df.groupby("variant", sort=False)[["train_seconds", "test_seconds"]].mean().sum(axis=1)
         tab["s/run"] = secs.reindex(tab.index).round(0).astype(int)
         precision = ", ".join(sorted(set(df.get("precision", pd.Series(["?"])).fillna("?").tolist())))
@@ -68,58 +69,27 @@ def ablation_section(name: str, profile: str, table: pd.DataFrame) -> str:
             _md(tab),
             "",
         ]
-    missing = len(sweep.run_ids()) - len(rows)
+    missing = len(grid.run_ids()) - len(rows)
     if missing:
-        lines += [f"*{missing} of {len(sweep.run_ids())} runs of this grid are not stored yet.*", ""]
+        lines += [f"*{missing} of {len(grid.run_ids())} runs of this grid are not stored yet.*", ""]
     return "\n".join(lines + findings_lines(table, NOTEBOOK[name]))
 
 
-def baseline_section(profile: str) -> str:
+def baseline_section(profile: Profile) -> str:
     df = load_experiment("finetune_baseline", profile)
     if df.empty:
         return ""
-    sizes = df["max_train_examples"].map(lambda n: f"{int(n):,}" if n == n else "all")  # full: every sentence
+    sizes = df["max_train_examples"].map(lambda n: f"{int(n):,}" if pd.notna(n) else "all")  # full: every sentence
     tab = stats.mean_std(df.assign(max_train_examples=sizes), ["data", "train.lr", "max_train_examples"],
                          ["test_accuracy", "test_macro_f1"])
     tab = tab.reset_index()
-    tab["train.lr"] = tab["train.lr"].map(ablations.lr_label)
+    tab["train.lr"] = tab["train.lr"].map(finetune.lr_label)
     tab.columns = ["data", "lr", "training sentences", "test accuracy (%)", "test macro-F1 (%)", "seeds"]
     return "\n".join(["## 02 · Baseline fine-tuning (minilm-l6)", "", tab.to_markdown(index=False), ""])
 
 
-NOTEBOOK_EXPERIMENTS = {
-    "01_pretrain_mlm_nsp.ipynb": ["pretrain", "minilm_pretrained_vs_random", "pretrain_vs_random"],
-    "02_finetune_baseline.ipynb": ["finetune_baseline"],
-    "03_ablation_warmup.ipynb": ["ablation_warmup"],
-    "04_ablation_weight_decay.ipynb": ["ablation_weight_decay"],
-    "05_ablation_llrd.ipynb": ["ablation_llrd"],
-    "07_batch_size_seq_len.ipynb": ["batch_seq_len"],
-    "08_distillation_compression.ipynb": ["distill_teacher", "distill_labels_only", "distill"],
-    "09_your_data.ipynb": ["finetune__amazon_review_sentences", "ablation_llrd__amazon_review_sentences"],
-}
-"""The experiments each notebook stores its runs under, in notebook order (for the compute table)."""
-
-
-def compute_by_notebook(profile: str) -> pd.DataFrame:
-    """Per notebook, minutes of training + testing of the stored runs it would compute first when the workbook runs
-    in order from an empty `results/runs/` (a run shared with an earlier notebook is that notebook's)."""
-    seen, rows = set(), []
-    for notebook, experiments in NOTEBOOK_EXPERIMENTS.items():
-        seconds, runs = 0.0, 0
-        for experiment in experiments:
-            df = load_experiment(experiment, profile)
-            for _, r in df.iterrows():
-                if r["run_id"] in seen:
-                    continue
-                seen.add(r["run_id"])
-                seconds += sum(float(r[c]) for c in ("train_seconds", "test_seconds") if c in r and r[c] == r[c])
-                runs += 1
-        rows.append({"notebook": notebook, "runs": runs, "compute (min)": round(seconds / 60, 1)})
-    return pd.DataFrame(rows).set_index("notebook")
-
-
-def times_section(profile: str) -> str:
-    compute = compute_by_notebook(profile)
+def times_section(profile: Profile) -> str:
+    compute = design.compute_by_notebook(profile)
     lines = ["## Compute and wall time per notebook", ""]
     path = results_dir(profile) / "notebook_times.csv"
     if path.exists():
@@ -142,14 +112,14 @@ OTHER = {"01": "01 · Pretraining: what MLM and NSP learned, and what pretrainin
          "08": "08 · Distillation and int8", "09": "09 · Your data (the shipped example file)"}
 
 
-def notes(notebook: str, profile: str) -> list[str]:
+def notes(notebook: str, profile: Profile) -> list[str]:
     """Measurements a notebook's findings rest on, generated from its stored runs (01: the pretraining run)."""
     if notebook == "01" and (m := pretraining.stored_scratch_run(profile)) is not None:
         return [pretraining.summary_sentence(m)]
     return []
 
 
-def other_section(notebook: str, title: str, profile: str, table: pd.DataFrame) -> str | None:
+def other_section(notebook: str, title: str, profile: Profile, table: pd.DataFrame) -> str | None:
     """A notebook's section without a per-cell table: its generated notes, then its findings (None if none)."""
     rows = findings_lines(table, notebook)
     if not rows:
@@ -158,65 +128,82 @@ def other_section(notebook: str, title: str, profile: str, table: pd.DataFrame) 
     return "\n".join([f"## {title}", ""] + measured + [""] * bool(measured) + rows)
 
 
-def build(profile: str = "quick") -> str:
+def section(notebook: str, profile: Profile, table: pd.DataFrame) -> str | None:
+    """One notebook's section of the report: its per-cell tables and findings (None if it has none)."""
+    if notebook == "02":
+        return "\n".join([baseline_section(profile), *findings_lines(table, "02")])
+    grids = {nb: name for name, nb in NOTEBOOK.items()}
+    if notebook in grids:
+        return ablation_section(grids[notebook], profile, table)
+    return other_section(notebook, OTHER[notebook], profile, table)
+
+
+def build(profile: Profile) -> str:
     """The whole report as Markdown."""
     table = findings.write(profile)
     parts = [
-        f"# Results report ({profile} profile)",
+        f"# Results report ({profile.name} profile)",
         "",
-        f"Generated by `python -m lib.report --profile {profile}` from the CSVs in this folder; do not edit by hand. "
+        f"Generated by `python -m lib.report --profile {profile.name}` from the CSVs in this folder; do not edit by "
+        "hand. "
         "Accuracy is test accuracy in %, mean ± sample std over seeds. Every claim is a row of `findings.csv`: a "
         "comparison with its test (paired t over seeds, Fisher's exact test for failure counts, McNemar for single "
         "models), 95% interval, raw and Holm-adjusted p within its notebook, and the smallest effect the design "
         "detects (MDE, 80% power). *supported* needs Holm p < 0.05; *not detected* means the interval includes 0 — "
         "an effect smaller than the MDE may still be there.",
         "",
-        baseline_section(profile),
-        *findings_lines(table, "02"),
-        *(ablation_section(name, profile, table) for name in ablations.SWEEPS),
-        *(other_section(nb, title, profile, table) for nb, title in OTHER.items()),
+        *(section(nb, profile, table) for nb in ("01", "02", *NOTEBOOK.values(), "08", "09")),  # reading order
         times_section(profile),
     ]
     return "\n".join(p for p in parts if p is not None)
 
 
-README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
-"""The README's result lines sit between these markers and are rewritten from `findings.csv`, never typed."""
+README_BLOCKS = ("notebooks", "findings")
+"""The README's generated blocks, each between `<!-- NAME:start -->` and `<!-- NAME:end -->`: the notebook map
+with its measured times (`lib.design.notebook_map`) and the result lines (`readme_block`), never typed."""
 
 
-def readme_block(profile: str = "quick") -> str:
-    """Per notebook, its findings as sentences: the README's results."""
+def readme_block(profile: Profile) -> str:
+    """The README's results: the supported findings in a line each, and how many comparisons were not detected
+    (every row, with its MDE, is in REPORT.md)."""
     table = pd.read_csv(results_dir(profile) / "findings.csv")
-    titles = {"02": "02 · baseline", **{NOTEBOOK[k]: v for k, v in TITLES.items()}, **OTHER}
-    lines = []
-    for nb in sorted(titles):
-        rows = table[table["notebook"].astype(str).str.zfill(2) == nb]
-        if not rows.empty:
-            lines += [f"**{titles[nb]}**", ""] + [f"- {line}" for line in notes(nb, profile)]
-            lines += [f"- {findings.sentence(r)}" for _, r in rows.iterrows()] + [""]
-    return "\n".join(lines).strip()
+    supported = table[table["verdict"] == findings.SUPPORTED]
+    lines = [f"- {str(r['notebook']).zfill(2)} · {findings.short_sentence(r)}" for _, r in supported.iterrows()]
+    others = table["verdict"].value_counts().drop(findings.SUPPORTED, errors="ignore")
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in others.items())
+    return "\n".join(lines + ["", f"Of {len(table)} comparisons, {len(supported)} are supported (Holm p < 0.05); "
+                                   f"{counts}: see [results/REPORT.md](results/REPORT.md) for every row with the "
+                                   "smallest effect its design could detect."])
 
 
-def write_readme(profile: str = "quick") -> bool:
-    """Rewrite the README's generated results block — only for the committed quick results (not for tests,
-    which write elsewhere). True if the README changed."""
-    if profile != "quick" or results_dir(profile) != ROOT / "results":
+def readme_text(text: str, profile: Profile) -> str:
+    """`text` (the README) with every generated block rewritten from the records."""
+    blocks = {"notebooks": design.notebook_map(), "findings": readme_block(profile)}
+    for name in README_BLOCKS:
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{blocks[name]}\n{end}{tail}"
+    return text
+
+
+def write_readme(profile: Profile) -> bool:
+    """Rewrite the README's generated blocks — only for the committed quick results (not for tests, which write
+    elsewhere). True if the README changed."""
+    if profile.name != "quick" or results_dir(profile) != ROOT / "results":
         return False
     readme = ROOT / "README.md"
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{readme_block(profile)}\n{README_END}{tail}"
+    new = readme_text(text, profile)
     if new != text:
         write_text(readme, new)
     return new != text
 
 
-def write(profile: str = "quick") -> str:
+def write(profile: Profile) -> str:
     """Write `REPORT.md` (and the findings, and the README's result lines for quick) atomically; return its path."""
-    path = str(write_text(results_dir(check_profile(profile)) / "REPORT.md", build(profile)))
+    path = str(write_text(results_dir(profile) / "REPORT.md", build(profile)))
     write_readme(profile)
     return path
 

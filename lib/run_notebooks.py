@@ -23,6 +23,7 @@ import pandas as pd
 from lib import report
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
+from lib.profiles import Profile
 from lib.store import write_table
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -33,26 +34,25 @@ def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted(NOTEBOOKS.glob(pattern))
 
 
-def execute(notebook: Path, profile: str, out_dir: Path | None = None, parameters: dict | None = None) -> float:
+def execute(notebook: Path, profile: Profile, out_dir: Path | None = None, parameters: dict | None = None) -> float:
     """Run one notebook with PROFILE (and any other `parameters`) injected into its parameters cell; return seconds."""
     import papermill
 
-    out_dir = out_dir or ROOT / "executed" / profile
+    out_dir = out_dir or ROOT / "executed" / profile.name
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     papermill.execute_notebook(
         str(notebook),
         str(out_dir / notebook.name),
-        parameters={"PROFILE": profile} | (parameters or {}),
-        cwd=str(NOTEBOOKS),
-        kernel_name="python3",
+        parameters={"PROFILE": profile.name} | (parameters or {}),
+        cwd=str(NOTEBOOKS),  # the kernel is the one the notebook names (`bert-workbook`, installed by `make install`)
         progress_bar=False,
         log_output=False,
     )
     return time.perf_counter() - start
 
 
-def _finished_runs(profile: str) -> set[Path]:
+def _finished_runs(profile: Profile) -> set[Path]:
     return set((results_dir(profile) / "runs").glob("*/*/metrics.json"))
 
 
@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks():
         if args.only and args.only not in nb.name:
             continue
-        print(f"[{args.profile}] {nb.name} ...", flush=True)
+        print(f"[{args.profile.name}] {nb.name} ...", flush=True)
         before = _finished_runs(args.profile)
         seconds = execute(nb, args.profile)
         total += seconds
         computed = _finished_runs(args.profile) - before
-        print(f"[{args.profile}] {nb.name} done in {seconds:.0f} s ({len(computed)} new runs)", flush=True)
+        print(f"[{args.profile.name}] {nb.name} done in {seconds:.0f} s ({len(computed)} new runs)", flush=True)
         if computed or nb.name not in set(old["notebook"].tolist()):
-            times.append({"notebook": nb.name, "profile": args.profile, "seconds": round(seconds, 1)})
+            times.append({"notebook": nb.name, "profile": args.profile.name, "seconds": round(seconds, 1)})
     print(f"this pass: {total / 60:.1f} min", flush=True)
     if times:  # keep the other notebooks' last computing times
         new = pd.concat([old[~old["notebook"].isin([t["notebook"] for t in times])], pd.DataFrame(times)])

@@ -4,7 +4,7 @@
 over seeds, a 95% confidence interval, the failure rate, and the paired
 difference to the baseline over the seeds both share (same seed = same
 classifier initialisation and batch order, so pairing removes that noise).
-`verdict` turns one row into the sentence the notebooks and REPORT.md print;
+`comparison_sentence` turns one row into the sentence the notebooks and REPORT.md print;
 no verdict is typed by hand.
 """
 
@@ -107,7 +107,7 @@ def compare(
             "diff_ci_high": dhi,
             "p": p,
             "mde": mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan,
-            "significant": bool(len(d) > 1 and ((dlo > 0 or dhi < 0) if dlo == dlo else p < ALPHA)),
+            "significant": bool(len(d) > 1 and ((dlo > 0 or dhi < 0) if pd.notna(dlo) else p < ALPHA)),
         }
         rows.append(row)
     out = pd.DataFrame(rows).set_index(by)
@@ -137,7 +137,7 @@ POWER = 0.8
 def mde_paired(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """Smallest true mean difference a two-sided paired t-test on `n` pairs detects with `power`, when the
     differences spread with standard deviation `sd`: (t_{1−α/2} + t_{power}) · sd / √n, n − 1 degrees of freedom."""
-    if n < 2 or not sd == sd or sd <= 0:
+    if n < 2 or pd.isna(sd) or sd <= 0:
         return math.nan
     df = n - 1
     return float((st.t.ppf(1 - alpha / 2, df) + st.t.ppf(power, df)) * sd / math.sqrt(n))
@@ -228,11 +228,11 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
             "mde": 100 * mde, "discordant": only_a + only_b}
 
 
-def verdict(name: str, row: pd.Series, baseline: str, unit: str = "points") -> str:
+def comparison_sentence(name: str, row: pd.Series, baseline: str, unit: str = "points") -> str:
     """One generated sentence for a `compare` row, e.g.
     'ξ=0.95 vs ξ=1.0: +0.4 ± 0.3 points over 5 paired seeds (95% CI −0.0 to +0.8), not significant'."""
     if name == baseline:
-        spread = f"{row['std']:.1f}" if row["std"] == row["std"] else "–"
+        spread = f"{row['std']:.1f}" if pd.notna(row["std"]) else "–"
         return f"{name}: the baseline, {row['mean']:.1f} ± {spread} over {row['n']} seed(s)"
     n = int(row["paired_seeds"])
     if n < 2:
@@ -244,18 +244,19 @@ def verdict(name: str, row: pd.Series, baseline: str, unit: str = "points") -> s
     )
 
 
-def table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
+def comparison_table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The human-readable version of `compare`: strings with their spread, and the verdict."""
     out = pd.DataFrame(index=cmp.index)
-    out["accuracy (%)"] = [f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f} ± –" for m, s in zip(cmp["mean"], cmp["std"])]
-    out["95% CI"] = [f"{lo:.1f} – {hi:.1f}" if lo == lo else "–" for lo, hi in zip(cmp["ci_low"], cmp["ci_high"])]
+    out["accuracy (%)"] = [f"{m:.1f} ± {s:.1f}" if pd.notna(s) else f"{m:.1f} ± –"
+                           for m, s in zip(cmp["mean"], cmp["std"])]
+    out["95% CI"] = [f"{lo:.1f} – {hi:.1f}" if pd.notna(lo) else "–" for lo, hi in zip(cmp["ci_low"], cmp["ci_high"])]
     if "failed" in cmp:
         out["failed runs"] = [f"{f}/{n}" for f, n in zip(cmp["failed"], cmp["n"])]
     out["Δ vs baseline (paired)"] = [
-        "baseline" if name == baseline else (f"{d:+.1f} ± {s:.1f}" if s == s else f"{d:+.1f}")
+        "baseline" if name == baseline else (f"{d:+.1f} ± {s:.1f}" if pd.notna(s) else f"{d:+.1f}")
         for name, d, s in zip(cmp.index, cmp["diff"], cmp["diff_std"])
     ]
-    out["verdict"] = [verdict(name, row, baseline) for name, row in cmp.iterrows()]
+    out["verdict"] = [comparison_sentence(name, row, baseline) for name, row in cmp.iterrows()]
     return out
 
 
@@ -269,7 +270,7 @@ def vs_floor(table: pd.DataFrame, floor: pd.DataFrame, by: list[str], metric: st
         ref = 100 * float(floor.set_index("data").loc[g["data"].iloc[0], metric])
         lo, hi = ci95(x - ref)
         where = "above the floor" if lo > 0 else "below the floor" if hi < 0 else "not distinguishable from the floor"
-        interval = f"95% CI {lo:+.1f} to {hi:+.1f}" if lo == lo else "one seed: no interval"
+        interval = f"95% CI {lo:+.1f} to {hi:+.1f}" if pd.notna(lo) else "one seed: no interval"
         label = ", ".join(f"{k} {_number(v)}" for k, v in zip(by, key))
         lines.append(
             f"* **{label}**: {x.mean():.1f} ± {x.std(ddof=1) if len(x) > 1 else math.nan:.1f}% over {len(x)} "

@@ -1,6 +1,6 @@
 """The run store: every kind of run is stored and replayed through one function, `run`.
 
-A run is described by a *spec* (`lib.experiment.FinetuneSpec`,
+A run is described by a *spec* (`lib.finetune.FinetuneSpec`,
 `lib.pretraining.PretrainSpec`, `lib.distill.DistillSpec`, a sweep cell):
 `spec.identity()` is the dict that names it and `spec.compute(profile, ...)`
 trains it and returns a `Record`. `run(experiment, spec)` returns the stored
@@ -44,6 +44,7 @@ from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
 from lib.models import WRITER_FILE, default_attention
 from lib.paths import CHECKPOINT_DIR, located, portable, results_dir
+from lib.profiles import Profile
 
 HISTORY = "history.csv.gz"
 
@@ -75,7 +76,8 @@ class Spec(Protocol):
 
     def identity(self) -> dict: ...
 
-    def compute(self, profile: str, stop_on_divergence: bool = False) -> Record: ...
+    def compute(self, profile: Profile, stop_on_divergence: bool = False) -> Record:
+        """Train now; `profile` says where a spec that stores runs of its own (a distillation teacher) keeps them."""
 
 
 @dataclass
@@ -191,7 +193,7 @@ def _finished(folder: Path) -> bool:
     return (folder / "metrics.json").exists()
 
 
-def stored_path(experiment: str, config: dict, profile: str = "quick") -> Path | None:
+def stored_path(experiment: str, config: dict, profile: Profile) -> Path | None:
     """Folder of the finished run for `config` — in `experiment`, else in any other
     experiment of the profile (same config, same computation) — or None."""
     runs = results_dir(profile) / "runs"
@@ -210,7 +212,12 @@ def _row(folder: Path) -> dict:
     return {"run_id": folder.name} | flatten(_strip(config)) | scalars
 
 
-def reindex(experiment: str, profile: str = "quick") -> pd.DataFrame:
+def index_path(experiment: str, profile: Profile) -> Path:
+    """`results/<experiment>.csv`: the index of an experiment's run folders."""
+    return results_dir(profile) / f"{experiment}.csv"
+
+
+def reindex(experiment: str, profile: Profile) -> pd.DataFrame:
     """Repair `results/<experiment>.csv` from the run folders and return it.
 
     Rows keep their order; a finished folder without a row gets one, a row
@@ -218,7 +225,7 @@ def reindex(experiment: str, profile: str = "quick") -> pd.DataFrame:
     under a lock) only when something changed, so replays leave git clean.
     """
     root = results_dir(profile)
-    csv, folder = root / f"{experiment}.csv", root / "runs" / experiment
+    csv, folder = index_path(experiment, profile), root / "runs" / experiment
     with locked(csv):
         clean_stale_temporaries(root)
         clean_stale_temporaries(folder)
@@ -237,7 +244,7 @@ def reindex(experiment: str, profile: str = "quick") -> pd.DataFrame:
         return new
 
 
-def load_experiment(experiment: str, profile: str = "quick") -> pd.DataFrame:
+def load_experiment(experiment: str, profile: Profile) -> pd.DataFrame:
     """All rows of `results/<experiment>.csv`, repaired from the run folders (empty frame if none yet)."""
     return reindex(experiment, profile)
 
@@ -269,7 +276,7 @@ def _report_difference(stored: dict, fresh: dict, rid: str) -> None:
 def run(
     experiment: str,
     spec: Spec,
-    profile: str = "quick",
+    profile: Profile,
     force: bool = False,
     keep_checkpoint: bool | None = None,
     stop_on_divergence: bool = False,
@@ -317,7 +324,7 @@ def run(
     return stored
 
 
-def run_all(experiment: str, specs: list[Spec], profile: str = "quick", force: bool = False) -> list[Run]:
+def run_all(experiment: str, specs: list[Spec], profile: Profile, force: bool = False) -> list[Run]:
     """`run` for each spec (e.g. one per seed); each is stored and resumable on its own."""
     return [run(experiment, spec, profile, force) for spec in specs]
 

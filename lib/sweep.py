@@ -24,14 +24,14 @@ from tqdm.auto import tqdm
 from lib import ablations, parallel, stats, store
 from lib.cli import Parser
 from lib.data import data_label
-from lib.grid import Sweep
+from lib.grid import Grid
 from lib.models import load_model
 from lib.optim import param_groups
 from lib.paths import results_dir
-from lib.profiles import check_profile
+from lib.probes import WeightStats
+from lib.profiles import Profile
 from lib.source import DataSource
 from lib.store import Run
-from lib.trainer import WeightStats
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SweepResult:
     """Every run of a sweep: `frame` (one row per run, with `variant`, `data`, `seed`)
     and the `Run` objects (histories, confusion matrices, predictions)."""
 
-    sweep: Sweep
+    grid: Grid
     frame: pd.DataFrame
     runs: list[tuple[str, Run]]
 
@@ -53,26 +53,25 @@ class SweepResult:
 
 
 def run_sweep(
-    sweep: Sweep, profile: str = "quick", force: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1)
+    grid: Grid, profile: Profile, force: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1)
 ) -> SweepResult:
-    """Run (or replay) every run of `sweep` — or of shard i of n — and return them with a tidy frame."""
-    check_profile(profile)
+    """Run (or replay) every run of `grid` — or of shard i of n — and return them with a tidy frame."""
     i, n = shard
     progress = progress and parallel.is_main()  # launched as several processes: one prints
-    specs = [cell for k, cell in enumerate(sweep.specs()) if k % n == i]
-    stored = [not force and store.stored_path(sweep.experiment, s.identity(), profile) is not None for _, s in specs]
+    specs = [cell for k, cell in enumerate(grid.specs()) if k % n == i]
+    stored = [not force and store.stored_path(grid.experiment, s.identity(), profile) is not None for _, s in specs]
     todo = sum(not s for s in stored)
     if progress:
-        print(f"{sweep.experiment}: {len(specs)} runs, {len(specs) - todo} stored, {todo} to train", flush=True)
-    bar = tqdm(total=todo, desc=sweep.experiment, unit="run", disable=not progress or not todo)
+        print(f"{grid.experiment}: {len(specs)} runs, {len(specs) - todo} stored, {todo} to train", flush=True)
+    bar = tqdm(total=todo, desc=grid.experiment, unit="run", disable=not progress or not todo)
     runs = []
     for (name, spec), done in zip(specs, stored):  # stored runs come back at once; the bar counts the rest
         if not done:
             bar.set_postfix_str(f"{spec.data} · {name} · seed {spec.train.seed}")
-        runs.append((name, store.run(sweep.experiment, spec, profile, force, stop_on_divergence=True)))
+        runs.append((name, store.run(grid.experiment, spec, profile, force, stop_on_divergence=True)))
         bar.update(0 if done else 1)
     bar.close()
-    return SweepResult(sweep, sweep_frame(runs), runs)
+    return SweepResult(grid, sweep_frame(runs), runs)
 
 
 def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
@@ -85,26 +84,67 @@ def sweep_frame(runs: list[tuple[str, Run]]) -> pd.DataFrame:
     return frame
 
 
-def summarize(result: SweepResult, profile: str = "quick") -> dict[str, pd.DataFrame]:
+def summarize(result: SweepResult, profile: Profile) -> dict[str, pd.DataFrame]:
     """`lib.stats.compare` per data set (failures against that test set's majority
     class), also written to `results/<experiment>_summary.csv`."""
-    out = {data: stats.compare(df, result.sweep.baseline) for data, df in result.frame.groupby("data", sort=False)}
-    path = results_dir(profile) / f"{result.sweep.experiment}_summary.csv"
+    out = {data: stats.compare(df, result.grid.baseline) for data, df in result.frame.groupby("data", sort=False)}
+    path = results_dir(profile) / f"{result.grid.experiment}_summary.csv"
     store.write_table(pd.concat(out, names=["data"]), path)
     return out
 
 
-def show_summaries(result: SweepResult, summaries: dict[str, pd.DataFrame], verdicts: bool = True) -> None:
-    """In a notebook: per data set the summary table and, optionally, the generated verdicts."""
+def show_summaries(result: SweepResult, summaries: dict[str, pd.DataFrame], verdicts: bool = True,
+                   paired: bool = True) -> None:
+    """In a notebook: per data set the summary table (`paired`: with each cell's paired difference to the grid's
+    baseline, where that is the comparison that matters) and, optionally, the generated sentences."""
     from IPython.display import Markdown, display
 
-    base = result.sweep.baseline
+    base = result.grid.baseline
     for data, cmp in summaries.items():
         majority = 100 * result.frame.loc[result.frame["data"] == data, "test_majority"].iloc[0]
         display(Markdown(f"**{data}** (majority class {majority:.1f}% of the test set)"))
-        display(stats.table(cmp, base).drop(columns="verdict"))
+        table = stats.comparison_table(cmp, base).drop(columns="verdict")
+        display(table if paired else table.drop(columns="Δ vs baseline (paired)"))
         if verdicts:
-            display(Markdown("\n".join(f"* {stats.verdict(n, r, base)}" for n, r in cmp.iterrows() if n != base)))
+            lines = [f"* {stats.comparison_sentence(n, r, base)}" for n, r in cmp.iterrows() if n != base]
+            display(Markdown("\n".join(lines)))
+
+
+def weight_norm_changes(result: SweepResult, data: str) -> pd.DataFrame:
+    """Notebook 04: per run, how the weight norms changed from the starting weights (pretrained encoder + the
+    seed's new classifier, rebuilt here) to the end of training, and ‖θ − θ₀‖ at the end."""
+    grid, rows = result.grid, []
+    for s in grid.seeds:
+        names = result.run(grid.baseline, s, data).metrics["label_names"]
+        start = WeightStats(param_groups(load_model(grid.base.model, label_names=names, seed=s)[1], lr=1.0))()
+        for name in grid.variants:
+            last = result.run(name, s, data).history.dropna(subset=["norm/matrices"]).iloc[-1]
+            rows.append({
+                "variant": name,
+                "seed": s,
+                "Δ‖W‖ matrices (%)": 100 * (last["norm/matrices"] / start["norm/matrices"] - 1),
+                "Δ‖b, γ‖ bias+LN (%)": 100 * (last["norm/bias_and_norm"] / start["norm/bias_and_norm"] - 1),
+                "‖θ − θ₀‖ at the end": last["norm/moved"],
+            })
+    order = list(grid.variants)
+    return pd.DataFrame(rows).sort_values("variant", key=lambda v: v.map(order.index), kind="stable")
+
+
+def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """What each cell costs, mean ± std over seeds: training wall time (the loop with validation, test excluded),
+    updates, sentences and real tokens per second (notebook 07)."""
+    cost = frame.assign(sentences_per_s=frame["steps"] * frame["train.batch_size"] / frame["train_seconds"])
+    cols = ["train_seconds", "steps", "sentences_per_s", "train_tokens_per_s"]
+    table = stats.mean_std(cost, ["data", "variant"], cols, scale=1.0, digits=1)
+    table.columns = ["training wall time (s)", "updates", "sentences / s", "real tokens / s", "seeds"]
+    return table
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes whole numbers separated by commas, got {text!r}") from None
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -119,12 +159,13 @@ def _shard(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description="Run one ablation grid (the same runs as its notebook).")
-    parser.add_argument("ablation", nargs="?", help=f"one of {list(ablations.SWEEPS)}")
+    parser.add_argument("ablation", nargs="?", help=f"one of {list(ablations.GRIDS)}")
     parser.add_profile()
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")
     parser.add_argument("--list", action="store_true", help="list the grids and their sizes, train nothing")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: run every n-th cell from cell i")
     parser.add_argument("--model", help="a shipped name, a folder written by save_pretrained, or a hub name")
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds for every cell (default: the grid's)")
     parser.add_argument("--variants", help="only these variants (comma-separated names from --list; baseline kept)")
     parser.add_data_options(required=False)
     args = parser.parse_args(argv)
@@ -132,16 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grids = None
         if args.ablation and not args.list:
-            grid = ablations.sweep(args.ablation, args.profile)
+            grid = ablations.grid(args.ablation, args.profile)
             grid = grid.subset([v.strip() for v in args.variants.split(",")]) if args.variants else grid
-            grids = [grid.on(source, args.model) if source or args.model else grid]
+            custom = source or args.model or args.seeds
+            grids = [grid.on(source, args.model, args.seeds) if custom else grid]
             if source:
                 grids[0].base.with_overrides(data=source).dataset()  # a bad file fails here, before training
     except ValueError as err:
         parser.error(str(err))  # one line and exit status 2, before anything trains
     if grids is None:
-        for name in ablations.SWEEPS:
-            s = ablations.sweep(name, args.profile)
+        for name in ablations.GRIDS:
+            s = ablations.grid(name, args.profile)
             sizes = f"{len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets"
             print(f"{name:14s} {s.experiment:22s} {sizes}")
             print("\n".join(f"{'':16s}· {v}" for v in s.variants))
@@ -152,32 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.shard != (0, 1):
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run without --shard to summarise the whole grid")
         return 0
-    base = result.sweep.baseline
+    base = result.grid.baseline
     for data, cmp in summarize(result, args.profile).items():
-        print(f"\n{data}\n" + stats.table(cmp, base).drop(columns="verdict").to_string())
-        print("\n".join(stats.verdict(n, r, base) for n, r in cmp.iterrows()))
+        print(f"\n{data}\n" + stats.comparison_table(cmp, base).drop(columns="verdict").to_string())
+        print("\n".join(stats.comparison_sentence(n, r, base) for n, r in cmp.iterrows()))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def weight_norm_changes(result: SweepResult, data: str) -> pd.DataFrame:
-    """Notebook 04: per run, how the weight norms changed from the starting weights (pretrained encoder + the
-    seed's new classifier, rebuilt here) to the end of training, and ‖θ − θ₀‖ at the end."""
-    sweep, rows = result.sweep, []
-    for s in sweep.seeds:
-        names = result.run(sweep.baseline, s, data).metrics["label_names"]
-        start = WeightStats(param_groups(load_model(sweep.base.model, label_names=names, seed=s)[1], lr=1.0))()
-        for name in sweep.variants:
-            last = result.run(name, s, data).history.dropna(subset=["norm/matrices"]).iloc[-1]
-            rows.append({
-                "variant": name,
-                "seed": s,
-                "Δ‖W‖ matrices (%)": 100 * (last["norm/matrices"] / start["norm/matrices"] - 1),
-                "Δ‖b, γ‖ bias+LN (%)": 100 * (last["norm/bias_and_norm"] / start["norm/bias_and_norm"] - 1),
-                "‖θ − θ₀‖ at the end": last["norm/moved"],
-            })
-    order = list(sweep.variants)
-    return pd.DataFrame(rows).sort_values("variant", key=lambda v: v.map(order.index), kind="stable")

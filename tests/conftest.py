@@ -13,7 +13,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification  # noqa: E402
 
+from lib import profiles  # noqa: E402
+
 datasets.disable_progress_bars()
+
+SMOKE, QUICK = profiles.get("smoke"), profiles.get("quick")
+"""The profiles the tests name, resolved once (the library below the entry points takes `Profile` objects)."""
 
 
 def tiny_config(layers: int = 2, num_labels: int = 2, vocab: int = 100) -> BertConfig:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib import store
+from lib import profiles, store
 from lib.store import Record
+
+SMOKE = profiles.get("smoke")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class FakeSpec:
     def identity(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "sleep"}
 
-    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+    def compute(self, profile=None, stop_on_divergence: bool = False) -> Record:
         log = os.environ.get("FAKE_RUNS_LOG")
         if log:
             with open(log, "a") as f:
@@ -47,7 +49,7 @@ def main(n: int, sleep: float) -> None:
     print("ready", flush=True)
     rng = random.Random(os.getpid())
     for seed in range(n):
-        store.run("fake", FakeSpec(seed=seed, sleep=sleep * rng.random()), "smoke")
+        store.run("fake", FakeSpec(seed=seed, sleep=sleep * rng.random()), SMOKE)
     Path(os.environ["FAKE_RUNS_LOG"] + ".done").touch()
 
 

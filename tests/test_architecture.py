@@ -57,9 +57,36 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+LAYERS = {
+    "foundations": ["__init__", "profiles", "paths", "atomic", "device", "parallel", "hub", "published", "stats"],
+    "data, models, optimisation": ["source", "data", "models", "optim", "train_config", "probes", "cli", "plots"],
+    "training": ["trainer", "classify", "mlm", "nsp", "floors", "store"],
+    "runs": ["finetune", "pretraining", "distill", "pitfalls", "demos", "grid"],
+    "experiments": ["ablations", "sweep", "audit"],
+    "reporting": ["findings", "design", "report", "run_notebooks"],
+}
+"""lib/'s rooms, bottom up (docs/library.md draws the same map): a module imports only from its own layer or
+below, so data flows one way; within a layer the cycle test keeps it one-way."""
+
+
+def test_every_module_sits_in_one_layer_and_imports_only_downwards():
+    graph = lib_imports()
+    layer = {m: i for i, (_, mods) in enumerate(LAYERS.items()) for m in mods}
+    assert sorted(layer) == sorted(graph), f"modules without a layer: {sorted(set(graph) - set(layer))}"
+    upward = [(m, d) for m, deps in graph.items() for d in deps if layer[d] > layer[m]]
+    assert not upward, f"imports from a higher layer: {upward}"
+
+
+def test_the_map_in_docs_is_the_tested_one():
+    text = (ROOT / "docs" / "library.md").read_text()
+    for name, mods in LAYERS.items():
+        assert all(f"`{m}`" in text for m in mods if m != "__init__"), name
+
+
 def test_the_loop_knows_no_task():
     graph = lib_imports()
-    assert graph["trainer"] <= {"device", "optim", "parallel"}, graph["trainer"]  # infrastructure, no task
+    assert graph["trainer"] <= {"device", "optim", "parallel", "probes", "train_config"}, graph["trainer"]
+    assert graph["probes"] <= {"optim"} and graph["train_config"] <= {"device", "optim"}
     assert "distill" not in graph["classify"] and "distill" not in graph["trainer"]
     assert "teacher" not in (LIB / "classify.py").read_text()
 

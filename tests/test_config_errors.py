@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
-from lib import ablations
+from lib import finetune
 from lib.device import DeviceError
-from lib.grid import Sweep
+from lib.grid import Grid
 from lib.paths import ROOT
 from lib.pretraining import PretrainSpec
-from lib.trainer import ConfigError, TrainConfig
+from lib.train_config import ConfigError, TrainConfig
+
+from .conftest import SMOKE
 
 BAD = [  # (overrides of the smoke baseline, error type, words the message must contain)
     ({"metric": "acc"}, ConfigError, ["metric='acc'", "accuracy"]),
@@ -46,7 +48,7 @@ def results(tmp_path, monkeypatch):
 @pytest.mark.parametrize("overrides, error, words", BAD, ids=[str(b[0]) for b in BAD])
 def test_bad_config_fails_when_built_and_writes_nothing(results, overrides, error, words):
     with pytest.raises(error) as err:
-        ablations.baseline_spec("smoke").with_overrides(**overrides)
+        finetune.baseline_spec(SMOKE).with_overrides(**overrides)
     for word in words:
         assert word in str(err.value), (word, str(err.value))
     assert not any(results.iterdir())
@@ -56,7 +58,7 @@ def test_bad_config_fails_when_built_and_writes_nothing(results, overrides, erro
 def test_a_sweep_validates_every_variant_before_training_the_first(results, overrides, error, words):
     variants = {"fine": {"lr": 1e-4}, "bad": overrides}
     with pytest.raises(error):
-        Sweep("x", ablations.baseline_spec("smoke"), variants, "fine", [0])
+        Grid("x", finetune.baseline_spec(SMOKE), variants, "fine", [0])
     assert not any(results.iterdir())
 
 

@@ -14,7 +14,7 @@ from lib import pitfalls
 from lib.classify import tokenize
 from lib.distill import DistillationLoss, quantize_int8, size_on_disk_mb
 from lib.store import run_id
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 
 from .conftest import tiny_config
 from .test_trainer import WORDS, word_tokenizer  # noqa: F401  (fixture)

@@ -18,7 +18,8 @@ from transformers import BertForSequenceClassification
 from lib.optim import build_optimizer, build_scheduler, param_groups
 from lib.paths import ROOT
 from lib.store import history_path
-from lib.trainer import ConfigError, TrainConfig, fit
+from lib.train_config import ConfigError, TrainConfig
+from lib.trainer import fit
 
 from .conftest import tiny_config
 

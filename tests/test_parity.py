@@ -11,7 +11,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from lib.optim import build_optimizer, build_scheduler, param_groups
-from lib.trainer import TrainConfig, fit
+from lib.train_config import TrainConfig
+from lib.trainer import fit
 
 from .conftest import tiny_config
 

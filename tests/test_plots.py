@@ -6,6 +6,8 @@ import pandas as pd
 
 from lib import plots, stats
 
+from .conftest import SMOKE
+
 
 def test_a_redrawn_figure_is_byte_identical(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
@@ -18,7 +20,7 @@ def test_a_redrawn_figure_is_byte_identical(tmp_path, monkeypatch):
         }
     )
     cmp = stats.compare(frame, "a")
-    first, second = [plots.save(plots.plot_ablation(frame, cmp, "t"), f"ablation{i}", "smoke") for i in range(2)]
+    first, second = [plots.save(plots.plot_ablation(frame, cmp, "t"), f"ablation{i}", SMOKE) for i in range(2)]
     assert open(first, "rb").read() == open(second, "rb").read()
 
 

@@ -8,10 +8,12 @@ import math
 import pytest
 import torch
 
-from lib import mlm, nsp, store
+from lib import mlm, nsp, profiles, store
 from lib import pretraining as pt
 from lib.models import load_model, load_tokenizer
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
+
+from .conftest import SMOKE
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +113,14 @@ def test_pretraining_loss_falls_and_checkpoint_fine_tunes(tmp_path, monkeypatch)
             progress=False,
         ),
     )
-    run = store.run("pretrain_test", spec, profile="smoke")
+    run = store.run("pretrain_test", spec, profile=SMOKE)
     ckpt = run.checkpoint
     h = run.history
     assert h["mlm_loss"].iloc[-5:].mean() < h["mlm_loss"].iloc[:5].mean() - 0.5
     assert {"mlm_accuracy", "nsp_loss", "nsp_accuracy", "val_mlm_loss"} <= set(h.columns)
     assert (ckpt / "config.json").exists()
 
-    from lib.experiment import FinetuneSpec
+    from lib.finetune import FinetuneSpec
 
     ft = FinetuneSpec(
         model=str(ckpt),
@@ -127,9 +129,9 @@ def test_pretraining_loss_falls_and_checkpoint_fine_tunes(tmp_path, monkeypatch)
         max_test_examples=32,
         train=TrainConfig(lr=1e-3, max_steps=4, batch_size=16, progress=False),
     )
-    result = store.run("pretrained_finetune_test", ft, profile="smoke")
+    result = store.run("pretrained_finetune_test", ft, profile=SMOKE)
     assert 0.0 <= result.metrics["test_accuracy"] <= 1.0 and result.metrics["steps"] == 4
-    again = store.run("pretrain_test", spec, profile="smoke")
+    again = store.run("pretrain_test", spec, profile=SMOKE)
     assert again.cached  # stored run with its checkpoint: replayed, not retrained
 
 
@@ -197,9 +199,9 @@ def test_held_out_pairs_are_balanced_and_dropout_stays_in_the_config(tmp_path, m
 
 
 def test_profile_pretraining_specs_are_built_in_one_place():
-    for profile in ("smoke", "quick", "full"):
+    for profile in map(profiles.get, ("smoke", "quick", "full")):
         spec = pt.scratch_spec(profile)
-        budget = pt.profiles.get(profile).pretrain
+        budget = profile.pretrain
         assert (spec.model, spec.train.max_steps, spec.train.lr) == (
             budget.scratch_model, budget.scratch_steps, budget.scratch_lr)
         assert not pt.scratch_spec(profile, nsp=False).nsp

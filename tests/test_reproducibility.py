@@ -14,13 +14,13 @@ from transformers import BertForSequenceClassification
 
 from lib import run_notebooks, store
 from lib.classify import epoch_loaders
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.models import WRITER_FILE, fingerprint, load_tokenizer
 from lib.paths import ROOT
 from lib.store import Record
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 
-from .conftest import tiny_config
+from .conftest import SMOKE, tiny_config
 
 
 def _orders(seed: int, epochs: int = 2) -> list[list[int]]:
@@ -70,7 +70,7 @@ class TinyPretraining:
     def identity(self) -> dict:
         return {"seed": self.seed}
 
-    def compute(self, profile: str = "quick", stop_on_divergence: bool = False) -> Record:
+    def compute(self, profile=None, stop_on_divergence: bool = False) -> Record:
         torch.manual_seed(self.seed + TinyPretraining.variant)
         model = BertForSequenceClassification(tiny_config())
         metrics = {"heldout_mlm_accuracy": 0.1 + TinyPretraining.variant}
@@ -83,7 +83,7 @@ def test_retraining_a_checkpoint_makes_the_runs_that_load_it_new_runs(tmp_path, 
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
     monkeypatch.setattr("lib.store.CHECKPOINT_DIR", tmp_path / "checkpoints")
     TinyPretraining.variant = 0
-    run = store.run("tiny", TinyPretraining(), "smoke")
+    run = store.run("tiny", TinyPretraining(), SMOKE)
     writer = json.loads((run.checkpoint / WRITER_FILE).read_text())
     assert writer["run_id"] == run.run_id
     before = store.run_id(on(run.checkpoint).identity())
@@ -92,26 +92,26 @@ def test_retraining_a_checkpoint_makes_the_runs_that_load_it_new_runs(tmp_path, 
         f.unlink()
     run.checkpoint.rmdir()
     TinyPretraining.variant = 1  # the rebuild differs (another machine): the stored record still stands
-    store.run("tiny", TinyPretraining(), "smoke")
+    store.run("tiny", TinyPretraining(), SMOKE)
     assert store.run_id(on(run.checkpoint).identity()) == before
     # re-pretraining on purpose replaces the record: every run fine-tuned from it is a new run
-    store.run("tiny", TinyPretraining(), "smoke", force=True)
+    store.run("tiny", TinyPretraining(), SMOKE, force=True)
     assert store.run_id(on(run.checkpoint).identity()) != before
 
 
 _TWICE = """
 import hashlib, json, sys
-from lib import ablations
+from lib import finetune, profiles
 from lib.pretraining import PretrainSpec
-from lib.trainer import TrainConfig
+from lib.train_config import TrainConfig
 kind = sys.argv[1]
 if kind == "finetune":
-    spec = ablations.baseline_spec("smoke").with_overrides(lr=1e-4, max_steps=4, seed=3, progress=False)
+    spec = finetune.baseline_spec(profiles.get("smoke")).with_overrides(lr=1e-4, max_steps=4, seed=3, progress=False)
 else:
     spec = PretrainSpec(model="bert-tiny", max_seq_len=64, max_documents=40,
                         train=TrainConfig(lr=1e-3, max_steps=6, batch_size=8, eval_every=3, metric="mlm_loss",
                                           patience=None, progress=False))
-record = spec.compute("smoke")
+record = spec.compute()
 history = record.history.drop(columns=["seconds"]).to_csv(index=False)
 metrics = {k: v for k, v in record.metrics.items() if not k.endswith(("seconds", "_per_s")) and k != "checkpoint"}
 print(json.dumps({"metrics": metrics, "history": hashlib.sha256(history.encode()).hexdigest()}, default=str))

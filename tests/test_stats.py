@@ -43,7 +43,7 @@ def test_noise_is_not_significant_and_failures_are_counted():
     assert cmp.loc["other", "failed"] == 1 and cmp.loc["base", "failed"] == 0
     d = 100 * (np.array([0.78, 0.74, 0.50]) - np.array([0.80, 0.70, 0.75]))
     assert cmp.loc["other", "p"] == pytest.approx(st.ttest_rel([0.78, 0.74, 0.50], [0.80, 0.70, 0.75]).pvalue)
-    text = stats.verdict("other", cmp.loc["other"], "base")
+    text = stats.comparison_sentence("other", cmp.loc["other"], "base")
     assert text.startswith(
         f"other vs base: {d.mean():+.1f} ± {d.std(ddof=1):.1f} points over 3 paired seeds"
     ) and text.endswith("not significant")
@@ -58,14 +58,14 @@ def test_only_shared_seeds_are_paired():
 
 def test_one_seed_gives_no_verdict_and_unknown_baseline_fails():
     cmp = stats.compare(frame({"base": [0.7], "other": [0.9]}), "base")
-    assert "too few seeds" in stats.verdict("other", cmp.loc["other"], "base")
+    assert "too few seeds" in stats.comparison_sentence("other", cmp.loc["other"], "base")
     with pytest.raises(ValueError, match="Baseline variant"):
         stats.compare(frame({"a": [0.5]}), "b")
 
 
 def test_table_shows_spread_and_verdict():
     cmp = stats.compare(frame({"base": [0.70, 0.80, 0.60], "x": [0.71, 0.81, 0.61]}), "base", majority=0.5)
-    t = stats.table(cmp, "base")
+    t = stats.comparison_table(cmp, "base")
     assert t.loc["base", "accuracy (%)"] == "70.0 ± 10.0"
     assert t.loc["x", "Δ vs baseline (paired)"] == "+1.0 ± 0.0" and t.loc["x", "failed runs"] == "0/3"
     assert "significant" in t.loc["x", "verdict"]

@@ -15,9 +15,10 @@ import pytest
 
 from lib import store
 from lib.atomic import TMP_MARK, atomic_path
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.paths import ROOT
 
+from .conftest import SMOKE
 from .fake_runs import FakeSpec
 
 
@@ -34,7 +35,7 @@ def computed(results) -> list[str]:
 
 
 def test_run_is_written_and_then_replayed(results):
-    first = store.run("exp", FakeSpec(seed=1), "smoke")
+    first = store.run("exp", FakeSpec(seed=1), SMOKE)
     assert not first.cached and len(computed(results)) == 1
     assert {"config.json", "history.csv.gz", "metrics.json", "env.json"} <= {p.name for p in first.path.iterdir()}
     env = json.loads((first.path / "env.json").read_text())
@@ -46,10 +47,10 @@ def test_run_is_written_and_then_replayed(results):
         "git_dirty",
         "attention",
     } <= set(env)
-    again = store.run("exp", FakeSpec(seed=1, progress=False), "smoke")
+    again = store.run("exp", FakeSpec(seed=1, progress=False), SMOKE)
     assert again.cached and len(computed(results)) == 1  # progress bars don't change a run's identity
     assert again.metrics["test_accuracy"] == 0.61 and again.confusion.tolist() == [[1, 0], [0, 1]]
-    forced = store.run("exp", FakeSpec(seed=1), "smoke", force=True)
+    forced = store.run("exp", FakeSpec(seed=1), SMOKE, force=True)
     assert not forced.cached and len(computed(results)) == 2
     table = pd.read_csv(results / "exp.csv")
     assert len(table) == 1 and table.loc[0, "lr"] == 1e-4 and "confusion" not in table
@@ -63,12 +64,12 @@ def test_run_id_is_stable_and_config_sensitive():
 
 
 def test_failed_run_leaves_nothing_behind(results, monkeypatch):
-    def broken(self, profile="quick", stop_on_divergence=False):
+    def broken(self, profile=None, stop_on_divergence=False):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(FakeSpec, "compute", broken)
     with pytest.raises(RuntimeError):
-        store.run("exp", FakeSpec(), "smoke")
+        store.run("exp", FakeSpec(), SMOKE)
     assert not (results / "exp.csv").exists() and not list(results.rglob("metrics.json"))
     assert not [p for p in results.rglob("*") if TMP_MARK in p.name]
 
@@ -76,24 +77,24 @@ def test_failed_run_leaves_nothing_behind(results, monkeypatch):
 def test_a_lost_csv_row_comes_back_and_an_orphan_row_goes(results):
     """The folder is the truth: deleting a row (a kill between folder and row) is repaired on replay."""
     for seed in range(3):
-        store.run("exp", FakeSpec(seed=seed), "smoke")
+        store.run("exp", FakeSpec(seed=seed), SMOKE)
     table = pd.read_csv(results / "exp.csv")
     table.iloc[[0, 2]].to_csv(results / "exp.csv", index=False)  # row of seed 1 lost
-    store.run("exp", FakeSpec(seed=0), "smoke")  # any replay repairs the index
+    store.run("exp", FakeSpec(seed=0), SMOKE)  # any replay repairs the index
     assert sorted(pd.read_csv(results / "exp.csv")["run_id"]) == sorted(table["run_id"])
     assert len(computed(results)) == 3  # and nothing retrained
-    gone = store.run("exp", FakeSpec(seed=2), "smoke").path
+    gone = store.run("exp", FakeSpec(seed=2), SMOKE).path
     for f in gone.iterdir():
         f.unlink()
     gone.rmdir()
-    assert len(store.load_experiment("exp", "smoke")) == 2  # a row without its folder is dropped
+    assert len(store.load_experiment("exp", SMOKE)) == 2  # a row without its folder is dropped
 
 
 def test_temporaries_of_dead_processes_are_cleaned(results):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = results / "runs" / "exp" / f".seed0-abc{TMP_MARK}{int(dead.stdout)}-deadbeef"
     stale.mkdir(parents=True)
-    store.run("exp", FakeSpec(), "smoke")
+    store.run("exp", FakeSpec(), SMOKE)
     assert not stale.exists()
 
 
@@ -107,16 +108,16 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
 
 
 def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(results):
-    store.run("first", FakeSpec(), "smoke")
-    copy = store.run("second", FakeSpec(), "smoke")
+    store.run("first", FakeSpec(), SMOKE)
+    copy = store.run("second", FakeSpec(), SMOKE)
     assert copy.cached and len(computed(results)) == 1 and len(pd.read_csv(results / "second.csv")) == 1
 
 
 def test_a_table_of_runs_reads_the_same_whether_they_trained_or_replayed(results):
     """A notebook's table written when its runs trained and again when they replayed: the same bytes (the
     `cached` column says which happened this session, so it stays out of the file)."""
-    trained = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], "smoke")
-    replayed = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], "smoke")
+    trained = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], SMOKE)
+    replayed = store.run_all("first", [FakeSpec(seed=s) for s in (0, 1)], SMOKE)
     assert not any(r.cached for r in trained) and all(r.cached for r in replayed)
     a = store.write_table(store.runs_frame(trained), results / "a.csv", index=False).read_bytes()
     b = store.write_table(store.runs_frame(replayed), results / "b.csv", index=False).read_bytes()
@@ -160,7 +161,7 @@ def test_sigkill_at_random_moments_never_loses_a_row(results):
         p.send_signal(signal.SIGKILL)
         p.wait()
         folders = {f.parent.name for f in (results / "runs" / "fake").glob("*/metrics.json")}
-        rows = store.load_experiment("fake", "smoke")  # what every replay, sweep and report reads
+        rows = store.load_experiment("fake", SMOKE)  # what every replay, sweep and report reads
         assert sorted(rows["run_id"]) == sorted(folders) if folders else rows.empty
     finish = _start(12, 0.0, env)
     _, err = finish.communicate(timeout=120)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import ablations, profiles, report, store, sweep
-from lib.experiment import FinetuneSpec
-from lib.grid import Sweep
+from lib import ablations, finetune, profiles, report, store, sweep
+from lib.finetune import FinetuneSpec
+from lib.grid import Grid
 from lib.store import Record, run_id
 from lib.trainer import TrainingDiverged
+
+from .conftest import QUICK, SMOKE
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def fake_training(monkeypatch):
     class (failed) from lr 1e-3; a NaN loss at lr 1."""
     trained = []
 
-    def fake(spec, profile="quick", stop_on_divergence=False):
+    def fake(spec, profile=None, stop_on_divergence=False):
         trained.append((spec.train.lr, spec.train.seed))
         acc = 0.5 if spec.train.lr >= 1e-3 else 0.6 + spec.train.lr * 100 + spec.train.seed / 100
         history = pd.DataFrame({"step": [0, 1], "loss": [0.7, 0.5], "lr/head": [spec.train.lr, 0.0]})
@@ -45,14 +47,14 @@ def fake_training(monkeypatch):
     return trained
 
 
-def small_sweep(experiment: str = "abl") -> Sweep:
-    return Sweep(
-        experiment, ablations.baseline_spec("smoke"), {"base": {"lr": 1e-4}, "hot": {"lr": 1e-3}}, "base", [0, 1]
+def small_sweep(experiment: str = "abl") -> Grid:
+    return Grid(
+        experiment, finetune.baseline_spec(SMOKE), {"base": {"lr": 1e-4}, "hot": {"lr": 1e-3}}, "base", [0, 1]
     )
 
 
 def test_sweep_runs_every_cell_once_and_resumes(results, fake_training):
-    first = sweep.run_sweep(small_sweep(), "smoke", progress=False)
+    first = sweep.run_sweep(small_sweep(), SMOKE, progress=False)
     assert len(fake_training) == 4 and len(first.frame) == 4
     assert set(first.frame["variant"]) == {"base", "hot"} and sorted(first.frame["seed"]) == [0, 0, 1, 1]
     # an interrupted sweep: one finished run lost, the rest kept
@@ -60,38 +62,39 @@ def test_sweep_runs_every_cell_once_and_resumes(results, fake_training):
     for f in lost.iterdir():
         f.unlink()
     lost.rmdir()
-    again = sweep.run_sweep(small_sweep(), "smoke", progress=False)
+    again = sweep.run_sweep(small_sweep(), SMOKE, progress=False)
     assert fake_training[4:] == [(1e-3, 1)]  # only the missing run trains again
     assert again.frame["cached"].sum() == 3
     pd.testing.assert_series_equal(first.frame["test_accuracy"], again.frame["test_accuracy"])
 
 
 def test_a_cell_stored_by_another_experiment_is_copied_not_retrained(results, fake_training):
-    sweep.run_sweep(small_sweep("first"), "smoke", progress=False)
-    other = sweep.run_sweep(small_sweep("second"), "smoke", progress=False)
+    sweep.run_sweep(small_sweep("first"), SMOKE, progress=False)
+    other = sweep.run_sweep(small_sweep("second"), SMOKE, progress=False)
     assert len(fake_training) == 4 and other.frame["cached"].all()
     assert len(pd.read_csv(results / "second.csv")) == 4 and len(list(results.glob("runs/second/*/metrics.json"))) == 4
 
 
 def test_bad_grids_fail_before_anything_trains():
-    base = ablations.baseline_spec("smoke")
+    base = finetune.baseline_spec(SMOKE)
     with pytest.raises(ValueError, match="Baseline"):
-        Sweep("x", base, {"a": {}}, "b", [0])
+        Grid("x", base, {"a": {}}, "b", [0])
     with pytest.raises(ValueError, match="Unknown override"):
-        Sweep("x", base, {"a": {"learning_rate": 1e-4}}, "a", [0])
+        Grid("x", base, {"a": {"learning_rate": 1e-4}}, "a", [0])
     with pytest.raises(ValueError, match="at least one"):
-        Sweep("x", base, {"a": {}}, "a", [])
+        Grid("x", base, {"a": {}}, "a", [])
     with pytest.raises(ValueError, match="Unknown ablation"):
-        ablations.sweep("dropout")
+        ablations.grid("dropout", SMOKE)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
-def test_grids_as_documented(profile):
+@pytest.mark.parametrize("profile_name", ["smoke", "quick", "full"])
+def test_grids_as_documented(profile_name):
     """Cells and seeds as the notebooks' design tables say: failure-rate cells get the failure seeds."""
-    g = profiles.get(profile).grids
-    sizes = {"smoke": (2, 2, 4, 5), "quick": (3, 6, 4, 6), "full": (24, 8, 8, 8)}[profile]
-    for name, size in zip(ablations.SWEEPS, sizes):
-        s = ablations.sweep(name, profile)
+    profile = profiles.get(profile_name)
+    g = profile.grids
+    sizes = {"smoke": (2, 2, 4, 5), "quick": (3, 6, 4, 6), "full": (24, 8, 8, 8)}[profile_name]
+    for name, size in zip(ablations.GRIDS, sizes):
+        s = ablations.grid(name, profile)
         assert len(s.variants) == size and s.baseline in s.variants, name
         ids = [run_id(spec.identity()) for _, spec in s.specs()]
         assert len(ids) == len(set(ids)), f"{name}: two variants are the same run"
@@ -100,18 +103,18 @@ def test_grids_as_documented(profile):
     llrd = ablations.llrd(profile)
     assert {n: len(llrd.seeds_of(n)) for n in llrd.variants if n.endswith("ξ 1")} == {
         "lr 1e-4 · ξ 1": len(g.paired_seeds), "lr 5e-4 · ξ 1": len(g.failure_seeds)}
-    if profile == "quick":
+    if profile_name == "quick":
         assert len(g.failure_seeds) >= 10 and len(g.paired_seeds) >= 5
-    assert profiles.get(profile).datasets == (["movie_snippets", "trec6"] if profile == "full" else ["movie_snippets"])
+    assert profile.datasets == (["movie_snippets", "trec6"] if profile_name == "full" else ["movie_snippets"])
 
 
 def test_shared_cells_are_one_run():
     """02's lr 1e-4 runs are the baseline cells of 04, 05 and 07; 03's warmup-0.1 cell is 05's ξ 1 at 5e-4."""
-    for profile in ("smoke", "quick", "full"):
-        base = ablations.baseline_spec(profile).with_overrides(lr=ablations.ABLATION_LR)
-        nb02 = {run_id(spec.identity()) for spec in base.seeds(profiles.get(profile).grids.paired_seeds)}
+    for profile in map(profiles.get, ("smoke", "quick", "full")):
+        base = finetune.baseline_spec(profile).with_overrides(lr=finetune.WORKING_LR)
+        nb02 = {run_id(spec.identity()) for spec in base.seeds(profile.grids.paired_seeds)}
         for name in ("weight_decay", "llrd", "batch_seq"):
-            s = ablations.sweep(name, profile)
+            s = ablations.grid(name, profile)
             ids = {run_id(sp.identity()) for v, sp in s.specs() if v == s.baseline and sp.data == "movie_snippets"}
             assert ids == nb02, (profile, name)
         hot = ablations.AGGRESSIVE_LR
@@ -122,23 +125,23 @@ def test_shared_cells_are_one_run():
 
 
 def test_batch_cells_separate_batch_size_from_the_number_of_updates():
-    s = ablations.batch_seq("quick")
+    s = ablations.batch_seq(QUICK)
     assert list(s.variants)[:3] == ["batch 8 · 64 updates", "batch 16 · 32 updates", "batch 16 · 64 updates"]
     assert s.variants["batch 16 · 64 updates"] == {"lr": 1e-4, "batch_size": 16, "epochs": 4}
 
 
 def test_constant_schedule_with_warmup_uses_hf_constant_with_warmup():
-    v = ablations.warmup("full").variants
+    v = ablations.warmup(profiles.get("full")).variants
     assert v["lr 5e-4 · constant · warmup 0.1"]["schedule"] == "constant_with_warmup"
     assert v["lr 5e-4 · linear · warmup 0"] == {"lr": 5e-4, "schedule": "linear", "warmup_ratio": 0.0}
-    assert ablations.lr_label(2e-5) == "2e-5" and ablations.lr_label(1e-3) == "1e-3"
+    assert finetune.lr_label(2e-5) == "2e-5" and finetune.lr_label(1e-3) == "1e-3"
 
 
 def test_report_is_generated_from_the_run_folders(results, fake_training):
     """Runs stored as a sweep stores them → REPORT.md with the table, failures and generated findings."""
-    sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
+    sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
     (results / "ablation_warmup.csv").unlink()  # the index is rebuilt from the folders
-    text = open(report.write("smoke")).read()
+    text = open(report.write(SMOKE)).read()
     assert "03 · Warmup at an aggressive rate" in text and "| lr 5e-4 · linear · warmup 0 " in text
     assert "0/2" in text  # no run at 5e-4 fails under the fake trainer, and that is counted too
     assert "failure rate with warmup at lr 5e-4" in text and "Fisher exact: 0/2 vs 0/2 failed" in text
@@ -149,31 +152,31 @@ def test_report_is_generated_from_the_run_folders(results, fake_training):
 
 
 def test_a_diverged_run_is_recorded_as_failed_not_raised(results, fake_training):
-    grid = Sweep("abl", ablations.baseline_spec("smoke"), {"base": {"lr": 1e-4}, "nan": {"lr": 1.0}}, "base", [0, 1])
-    result = sweep.run_sweep(grid, "smoke", progress=False)
+    grid = Grid("abl", finetune.baseline_spec(SMOKE), {"base": {"lr": 1e-4}, "nan": {"lr": 1.0}}, "base", [0, 1])
+    result = sweep.run_sweep(grid, SMOKE, progress=False)
     assert result.frame.loc[result.frame["variant"] == "nan", "diverged"].all()
-    assert sweep.summarize(result, "smoke")["movie_snippets"].loc["nan", "failed"] == 2
+    assert sweep.summarize(result, SMOKE)["movie_snippets"].loc["nan", "failed"] == 2
     with pytest.raises(Exception, match="became nan"):  # a single run outside a sweep still raises
-        store.run("single", ablations.baseline_spec("smoke").with_overrides(lr=1.0, seed=5), "smoke")
+        store.run("single", finetune.baseline_spec(SMOKE).with_overrides(lr=1.0, seed=5), SMOKE)
 
 
 def test_shards_split_a_grid_without_overlap(results, fake_training):
-    a = sweep.run_sweep(small_sweep(), "smoke", progress=False, shard=(0, 2))
-    b = sweep.run_sweep(small_sweep(), "smoke", progress=False, shard=(1, 2))
+    a = sweep.run_sweep(small_sweep(), SMOKE, progress=False, shard=(0, 2))
+    b = sweep.run_sweep(small_sweep(), SMOKE, progress=False, shard=(1, 2))
     assert len(a.frame) + len(b.frame) == 4 and len(fake_training) == 4
     assert set(a.frame["run_id"]).isdisjoint(b.frame["run_id"])
 
 
 def test_a_run_id_names_the_requested_precision_not_this_machines(results, fake_training, monkeypatch):
     """bf16=None ("auto") is the identity: runs stored on a machine with native bf16 replay on one without it."""
-    from lib import trainer
+    from lib import train_config
 
-    monkeypatch.setattr(trainer, "bf16_supported", lambda device: True)
-    first = sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
-    monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
-    again = sweep.run_sweep(ablations.sweep("warmup", "smoke"), "smoke", progress=False)
+    monkeypatch.setattr(train_config, "bf16_supported", lambda device: True)
+    first = sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
+    monkeypatch.setattr(train_config, "bf16_supported", lambda device: False)
+    again = sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
     assert again.frame["cached"].all() and list(again.frame["run_id"]) == list(first.frame["run_id"])
-    assert ablations.baseline_spec("smoke").identity()["train"]["bf16"] is None
+    assert finetune.baseline_spec(SMOKE).identity()["train"]["bf16"] is None
 
 
 def test_two_shard_processes_at_once_train_each_run_once_and_keep_the_csv_whole(tmp_path):
@@ -192,7 +195,7 @@ def test_two_shard_processes_at_once_train_each_run_once_and_keep_the_csv_whole(
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    grid = ablations.warmup("smoke")
+    grid = ablations.warmup(SMOKE)
     expected = set(grid.run_ids())
     folders = {p.parent.name for p in (tmp_path / "runs" / grid.experiment).glob("*/metrics.json")}
     assert folders == expected  # every run once, none extra

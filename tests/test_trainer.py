@@ -10,8 +10,9 @@ from tokenizers import Tokenizer, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import BertForSequenceClassification, PreTrainedTokenizerFast
 
-from lib.classify import finetune
-from lib.trainer import TrainConfig, TrainingDiverged, fit
+from lib.classify import train_classifier
+from lib.train_config import TrainConfig
+from lib.trainer import TrainingDiverged, fit
 
 from .conftest import tiny_config
 
@@ -67,7 +68,7 @@ FAST = dict(lr=3e-3, epochs=4, batch_size=16, eval_every=8, progress=False, warm
 
 
 def test_loss_falls_and_it_learns(toy, word_tokenizer):
-    res = finetune(_model(), word_tokenizer, toy, TrainConfig(**(FAST | {"epochs": 8}), patience=None))
+    res = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**(FAST | {"epochs": 8}), patience=None))
     loss = res.history["loss"]
     assert loss.iloc[-10:].mean() < 0.5 * loss.iloc[:5].mean()
     assert res.metrics["test_accuracy"] > 0.9
@@ -75,17 +76,17 @@ def test_loss_falls_and_it_learns(toy, word_tokenizer):
 
 
 def test_same_seed_same_numbers(toy, word_tokenizer):
-    a = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=12))
-    b = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=12))
+    a = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=12))
+    b = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=12))
     keep = ["test_accuracy", "test_macro_f1", "test_loss", "best_step"]
     assert {k: a.metrics[k] for k in keep} == {k: b.metrics[k] for k in keep}
     assert a.history["loss"].tolist() == b.history["loss"].tolist()
-    c = finetune(_model(), word_tokenizer, toy, TrainConfig(**(FAST | {"seed": 1}), max_steps=12))
+    c = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**(FAST | {"seed": 1}), max_steps=12))
     assert c.history["loss"].tolist() != a.history["loss"].tolist()
 
 
 def test_per_step_log_has_every_group_lr_and_grad_norm(toy, word_tokenizer):
-    res = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=10, xi=0.5))
+    res = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=10, xi=0.5))
     h = res.history
     assert {"lr/embeddings", "lr/layer.0", "lr/layer.1", "lr/head", "grad_norm", "loss", "tokens"} <= set(h.columns)
     assert len(h) == 10 and h["step"].tolist() == list(range(10))
@@ -97,7 +98,7 @@ def test_update_sizes_are_what_each_step_changed(toy, word_tokenizer):
     each optimizer step made to that group's weights, measured here from snapshots between steps."""
     from lib.classify import epoch_loaders, tokenize
     from lib.optim import param_groups
-    from lib.trainer import EARLY_STEPS
+    from lib.probes import EARLY_STEPS
 
     model, cfg = _model(), TrainConfig(**FAST, max_steps=EARLY_STEPS + 3, xi=0.5)
     by_name: dict[str, list[torch.Tensor]] = {}
@@ -134,7 +135,7 @@ def test_clipping_clips_after_backward(toy, word_tokenizer, monkeypatch):
         return original(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", spy)
-    res = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=8, max_grad_norm=0.01))
+    res = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**FAST, max_steps=8, max_grad_norm=0.01))
     assert len(seen) == 8
     assert max(seen) <= 0.01 * 1.0001
     assert res.history["grad_norm"].min() > 0.01  # the logged (pre-clip) norms were larger: clipping did act
@@ -166,7 +167,8 @@ def test_early_stopping_restores_the_best_weights(tiny_classifier):
 
 
 def test_gradient_accumulation_counts_optimizer_steps(toy, word_tokenizer):
-    res = finetune(_model(), word_tokenizer, toy, TrainConfig(**(FAST | {"batch_size": 8, "epochs": 1}), grad_accum=4))
+    cfg = TrainConfig(**(FAST | {"batch_size": 8, "epochs": 1}), grad_accum=4)
+    res = train_classifier(_model(), word_tokenizer, toy, cfg)
     assert res.metrics["steps"] == 256 // 8 // 4
 
 
@@ -197,7 +199,7 @@ def test_impossible_train_config(bad):
 def test_label_count_mismatch(toy, word_tokenizer):
     model = BertForSequenceClassification(tiny_config(num_labels=3, vocab=len(WORDS) + 5))
     with pytest.raises(ValueError, match="3 outputs but the data has 2 classes"):
-        finetune(model, word_tokenizer, toy, TrainConfig(**FAST))
+        train_classifier(model, word_tokenizer, toy, TrainConfig(**FAST))
 
 
 def test_predict_returns_the_splits_own_order(toy, word_tokenizer):
@@ -219,7 +221,7 @@ def test_predict_returns_the_splits_own_order(toy, word_tokenizer):
 def test_weight_norm_log_sees_decoupled_decay_exactly(tiny_classifier):
     """With zero gradients AdamW only decays: matrices shrink by exactly (1 − lr·λ), biases and LayerNorm stay."""
     from lib.optim import build_optimizer, param_groups
-    from lib.trainer import WeightStats
+    from lib.probes import WeightStats
 
     lr, wd = 0.1, 0.5
     groups = param_groups(tiny_classifier, lr=lr, weight_decay=wd)
@@ -238,7 +240,7 @@ def test_weight_norm_log_sees_decoupled_decay_exactly(tiny_classifier):
 
 
 def test_runs_log_weight_norms_and_test_majority(toy, word_tokenizer):
-    r = finetune(_model(), word_tokenizer, toy, TrainConfig(**FAST))
+    r = train_classifier(_model(), word_tokenizer, toy, TrainConfig(**FAST))
     h = r.history.dropna(subset=["norm/matrices"])
     assert h["step"].iloc[0] == 0 and len(h) >= 2 and (h["norm/moved"].iloc[1:] > 0).all()
     labels = np.array(toy["test"]["label"])

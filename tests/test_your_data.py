@@ -14,11 +14,13 @@ import sys
 import pandas as pd
 import pytest
 
-from lib import ablations
+from lib import finetune
 from lib.data import DataError, load_data
-from lib.experiment import FinetuneSpec
+from lib.finetune import FinetuneSpec
 from lib.paths import ROOT
 from lib.source import DataSource
+
+from .conftest import SMOKE
 
 WORDS = {
     "sport": "match goal team season coach league win score player cup",
@@ -128,7 +130,7 @@ def test_given_splits_column_and_files(tmp_path):
 
 def test_an_edited_file_is_a_new_run(tmp_path):
     path = write_reviews(tmp_path / "r.csv")
-    spec = ablations.baseline_spec("smoke").with_overrides(data=DataSource(path, "text", "category"))
+    spec = finetune.baseline_spec(SMOKE).with_overrides(data=DataSource(path, "text", "category"))
     before = spec.identity()
     with open(path, "a") as f:
         f.write("one more line that changes everything,pos,movie 99\n")
@@ -329,7 +331,7 @@ def test_notebook_09_on_each_kind(tmp_path, kind, monkeypatch):
             "GROUP_COLUMN": None,
         },
     }[kind]
-    execute(NOTEBOOKS / "09_your_data.ipynb", "smoke", out_dir=tmp_path, parameters=parameters)
+    execute(NOTEBOOKS / "09_your_data.ipynb", SMOKE, out_dir=tmp_path, parameters=parameters)
     assert (tmp_path / "results" / "figures" / "09_confusion.png").exists()
 
 
@@ -339,7 +341,7 @@ def test_a_file_is_the_same_run_however_its_path_is_spelled(tmp_path, monkeypatc
 
     from lib.store import run_id
 
-    base = ablations.baseline_spec("smoke")
+    base = finetune.baseline_spec(SMOKE)
     from_root = base.with_overrides(data=DataSource("data/amazon_review_sentences.csv", label_column="sentiment"))
     monkeypatch.chdir(ROOT / "notebooks")
     from_notebooks = base.with_overrides(

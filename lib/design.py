@@ -1,0 +1,183 @@
+"""What each notebook is built from and what it costs, rendered from `lib.profiles` and the stored runs — never typed.
+
+A notebook's header says its question; its design (data, sizes, batch, epochs,
+updates, seeds, cells) and its time come from here, so a profile that changes
+or a notebook that is re-run cannot leave a stale number behind:
+
+* `design(notebook, profile)` — the design table over the three profiles and
+  the measured time, as Markdown (each notebook's second cell shows it);
+* `notebook_map()` — the README's reading order, with each notebook's question
+  (its first heading) and its measured time;
+* `compute_by_notebook(profile)` — minutes of training and testing per notebook
+  from the stored runs (REPORT.md's time table).
+
+Times are those `python -m lib.run_notebooks` recorded in
+`results/notebook_times.csv` the last time each notebook *computed* runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from lib import ablations, profiles
+from lib.paths import ROOT, results_dir
+from lib.profiles import Profile
+from lib.store import load_experiment
+
+NOTEBOOKS = ROOT / "notebooks"
+
+NOTEBOOK_EXPERIMENTS = {
+    "01_pretrain_mlm_nsp.ipynb": ["pretrain", "minilm_pretrained_vs_random", "pretrain_vs_random"],
+    "02_finetune_baseline.ipynb": ["finetune_baseline"],
+    "03_ablation_warmup.ipynb": ["ablation_warmup"],
+    "04_ablation_weight_decay.ipynb": ["ablation_weight_decay"],
+    "05_ablation_llrd.ipynb": ["ablation_llrd"],
+    "07_batch_size_seq_len.ipynb": ["batch_seq_len"],
+    "08_distillation_compression.ipynb": ["distill_teacher", "distill_labels_only", "distill"],
+    "09_your_data.ipynb": ["finetune__amazon_review_sentences", "ablation_llrd__amazon_review_sentences"],
+}
+"""The experiments each notebook stores its runs under, in notebook order (for the compute table)."""
+
+GRID_OF = {"03": "warmup", "04": "weight_decay", "05": "llrd", "07": "batch_seq"}
+
+
+def notebook_file(notebook: str) -> str:
+    """"03" → "03_ablation_warmup.ipynb"."""
+    found = sorted(NOTEBOOKS.glob(f"{notebook}_*.ipynb"))
+    if not found:
+        raise ValueError(f"No notebook numbered {notebook!r} in {NOTEBOOKS}.")
+    return found[0].name
+
+
+def question(notebook_name: str) -> str:
+    """A notebook's first heading without its number: what it asks."""
+    cells = json.loads((NOTEBOOKS / notebook_name).read_text())["cells"]
+    first = "".join(cells[0]["source"]).splitlines()[0]
+    return first.lstrip("# ").split(" · ", 1)[-1]
+
+
+# ------------------------------------------------------------------- times
+def notebook_times(profile: Profile) -> pd.Series:
+    """Seconds each notebook took when it last computed runs in `profile` (empty if never recorded)."""
+    path = results_dir(profile) / "notebook_times.csv"
+    if not path.exists():
+        return pd.Series(dtype=float)
+    return pd.read_csv(path).set_index("notebook")["seconds"]
+
+
+def compute_by_notebook(profile: Profile) -> pd.DataFrame:
+    """Per notebook, minutes of training + testing of the stored runs it would compute first when the workbook runs
+    in order from an empty `results/runs/` (a run shared with an earlier notebook is that notebook's)."""
+    seen, rows = set(), []
+    for notebook, experiments in NOTEBOOK_EXPERIMENTS.items():
+        seconds, runs = 0.0, 0
+        for experiment in experiments:
+            df = load_experiment(experiment, profile)
+            for _, r in df.iterrows():
+                if r["run_id"] in seen:
+                    continue
+                seen.add(r["run_id"])
+                seconds += sum(float(r[c]) for c in ("train_seconds", "test_seconds") if c in r and pd.notna(r[c]))
+                runs += 1
+        rows.append({"notebook": notebook, "runs": runs, "compute (min)": round(seconds / 60, 1)})
+    return pd.DataFrame(rows).set_index("notebook")
+
+
+def time_sentence(notebook: str, profile: Profile) -> str:
+    """What the notebook took in `profile` when it last trained its runs, from the record (or that it was not
+    measured); replaying stored runs takes seconds."""
+    name = notebook_file(notebook)
+    seconds = notebook_times(profile).get(name)
+    if seconds is None or pd.isna(seconds):
+        return f"*{profile.name}*: not measured yet (`make reproduce PROFILE={profile.name}` records it)."
+    compute = compute_by_notebook(profile)
+    spent = (f", {compute.loc[name, 'compute (min)']:.1f} min of it training and testing "
+             f"{int(compute.loc[name, 'runs'])} runs") if name in compute.index else ""
+    return (f"*{profile.name}*: **{seconds / 60:.1f} min** of wall time when it last trained its runs{spent} "
+            "(`results/notebook_times.csv`); stored runs replay in seconds.")
+
+
+# ------------------------------------------------------------------ design
+def _sizes(p: Profile) -> dict:
+    b = p.finetune
+    n = b.max_train_examples
+    updates = f"{math.ceil(n / b.batch_size) * b.epochs:g}" if n else f"all data × {b.epochs:g} epochs"
+    return {"training sentences": f"{n:,}" if n else "all", "validation": _n(b.max_eval_examples),
+            "test": _n(b.max_test_examples), "batch": b.batch_size, "epochs": f"{b.epochs:g}",
+            "updates per run": updates}
+
+
+def _n(n: int | None) -> str:
+    return f"{n:,}" if n else "all"
+
+
+def _grid_row(p: Profile, name: str) -> dict:
+    grid = ablations.grid(name, p)
+    seeds = sorted({len(grid.seeds_of(v)) for v in grid.variants})
+    return {"data": ", ".join(p.datasets), **_sizes(p), "cells": len(grid.variants),
+            "seeds per cell": " / ".join(map(str, seeds)), "runs": len(grid.specs())}
+
+
+def _row(notebook: str, p: Profile) -> dict:
+    if notebook in GRID_OF:
+        return _grid_row(p, GRID_OF[notebook])
+    if notebook == "01":
+        t = p.pretrain
+        return {"from scratch": f"{t.scratch_model}, {t.scratch_steps:,} steps × {t.scratch_batch} × {t.seq_len} "
+                                f"tokens, lr {t.scratch_lr:g}",
+                "fine-tuning sentences": _n(t.finetune_examples), "epochs": f"{t.finetune_epochs:g}",
+                "seeds": len(p.grids.paired_seeds),
+                "MiniLM continued": f"{t.minilm_steps:,} steps" if t.minilm_steps else "no"}
+    if notebook == "02":
+        return {**_sizes(p), "seeds": len(p.seeds), "learning curve": ", ".join(f"{n:,}" for n in p.curve_examples)
+                or "–"}
+    if notebook == "06":
+        return {"training sentences": p.pitfall_sentences, "optimizer steps": p.pitfall_steps}
+    if notebook == "08":
+        return {"training sentences": _n(p.distill_examples), "teacher epochs": f"{p.distill_teacher_epochs:g}",
+                "student epochs": f"{p.distill_student_epochs:g}", "α": ", ".join(f"{a:g}" for a in p.distill_alphas),
+                "seeds per α": len(p.grids.failure_seeds), "latency sentences": p.latency_sentences}
+    if notebook == "09":
+        return {**_sizes(p), "seeds": len(p.seeds)}
+    return {}
+
+
+def design_table(notebook: str) -> pd.DataFrame:
+    """One row per profile: what a notebook trains on and how much, from `lib.profiles` (and its grid)."""
+    rows = {name: _row(notebook, profiles.get(name)) for name in profiles.PROFILES}
+    return pd.DataFrame(rows).T.rename_axis("profile")
+
+
+def design(notebook: str, profile: Profile) -> str:
+    """A notebook's design over the three profiles (this run's profile in bold) and its measured time, as
+    Markdown. Everything in it comes from `lib.profiles`, the grids and `results/notebook_times.csv`."""
+    table = design_table(notebook)
+    lines = []
+    if not table.empty and len(table.columns):
+        table.index = [f"**{n}**" if n == profile.name else n for n in table.index]
+        lines += [table.to_markdown(), ""]
+    quick = profiles.get("quick")
+    lines.append("**Time** on the 2-core CPU that made `results/` — " + time_sentence(notebook, quick))
+    if profile.name != "quick":
+        lines.append(time_sentence(notebook, profile))
+    return "\n\n".join(lines)
+
+
+def notebook_map() -> str:
+    """The README's reading order: each notebook, its question and its measured quick time, as Markdown."""
+    quick = profiles.get("quick")
+    times = notebook_times(quick)
+    lines = ["| notebook | question | quick, measured |", "|---|---|---|"]
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        seconds = times.get(path.name)
+        shown = "–" if seconds is None or pd.isna(seconds) else (
+            f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min")
+        lines.append(f"| [{path.stem}](notebooks/{path.name}) | {question(path.name)} | {shown} |")
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    total = sum(float(times.get(p.name, 0.0)) for p in paths)
+    lines += ["", f"All {len(paths)} from an empty `results/runs/`: **{total / 60:.0f} min** of notebook time, as "
+              "`results/notebook_times.csv` last recorded each (replaying the stored runs: minutes)."]
+    return "\n".join(lines)
