@@ -7,10 +7,12 @@ fp32 against bf16 autocast (both stored in results/runs/bf16_check).
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
 
-from lib import store
+from lib import profiles, store
 from lib.finetune import FinetuneSpec
 from lib.paths import ROOT
 from lib.stats import mean_std
@@ -19,7 +21,10 @@ from lib.train_config import TrainConfig
 SEEDS = [0, 1, 2]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="re-measure the stored runs on this machine")
+    force = parser.parse_args(argv).force
     spec = FinetuneSpec(
         max_train_examples=1024,
         max_eval_examples=256,
@@ -27,7 +32,7 @@ def main() -> None:
     )
     frames = []
     for bf16 in (False, True):
-        runs = store.run_all("bf16_check", spec.with_overrides(bf16=bf16).seeds(SEEDS))
+        runs = store.run_all("bf16_check", spec.with_overrides(bf16=bf16).seeds(SEEDS), profiles.get("quick"), force)
         frames.append(store.runs_frame(runs).assign(precision="bf16" if bf16 else "fp32"))
     table = pd.concat(frames)
     summary = mean_std(table, "precision", ["test_accuracy", "test_macro_f1"])

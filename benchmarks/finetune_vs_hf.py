@@ -22,7 +22,11 @@ import subprocess
 import sys
 import tempfile
 
-KINDS = ("ours", "hf", "hf grouped")  # our loop; Trainer with random batches; Trainer with length-grouped batches
+from benchmarks.hardware import replace_section
+
+KINDS = ("ours", "ours without probes", "hf", "hf grouped")
+"""Our loop with the probes the notebooks read (per-group rates, update sizes, weight norms) and without any;
+Trainer with random batches; Trainer with length-grouped batches."""
 
 
 def peak_rss_mb() -> float:
@@ -52,14 +56,14 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
     real_tokens = 0
     if kind not in KINDS:
         raise ValueError(f"Unknown trainer {kind!r}; choose one of {KINDS}.")
-    if kind == "ours":
+    if kind.startswith("ours"):
         cfg = TrainConfig(max_steps=steps, batch_size=batch, bf16=bf16, eval_every=10**9, patience=None, progress=False)
-        result = train_classifier(model, tokenizer, dsd, cfg)
+        result = train_classifier(model, tokenizer, dsd, cfg, hooks=[] if kind == "ours without probes" else None)
         seconds = float(
             result.history["seconds"].iloc[-1]
         )  # to the last optimizer step: no evaluation, like HF's train_runtime
         real_tokens = int(result.history["tokens"].iloc[-1])
-        optimizer = "AdamW (fused), length-grouped batches"
+        optimizer = "AdamW (fused), length-grouped batches" + (", no probes" if kind == "ours without probes" else "")
     else:
         tok = tokenize(dsd, tokenizer, 128)
 
@@ -111,13 +115,16 @@ def trial(kind: str, steps: int, batch: int, bf16: bool, n_examples: int) -> dic
     }
 
 
-def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False):
-    """Alternate ours / HF in fresh subprocesses; returns (per-trial table, summary)."""
+def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False, kinds: tuple[str, ...] = KINDS):
+    """Every kind once per repeat, in a fresh subprocess each, in an order shuffled anew for every repeat (seeded), so
+    a drift in the machine's speed or a position effect hits all alike; returns (per-trial table, summary)."""
+    import random
+
     import pandas as pd
 
-    rows = []
+    rows, order = [], random.Random(0)
     for _ in range(repeats):
-        for kind in KINDS:
+        for kind in order.sample(list(kinds), len(kinds)):
             cmd = [
                 sys.executable,
                 "-m",
@@ -136,11 +143,11 @@ def run(steps: int = 30, batch: int = 32, repeats: int = 2, bf16: bool = False):
             rows.append(row)
     table = pd.DataFrame(rows)
     summary = table.groupby("trainer").agg(
-        {"seconds": "mean", "real tokens/s": "mean", "peak RSS (MB)": "max", "setup": "first"}
+        {"seconds": "median", "real tokens/s": "median", "peak RSS (MB)": "max", "setup": "first"}
     )
-    for ref in ("hf", "hf grouped"):
+    for ref in [k for k in ("hf", "hf grouped") if k in summary.index]:
         summary[f"tokens/s vs {ref}"] = (summary["real tokens/s"] / summary.loc[ref, "real tokens/s"]).round(2)
-    return table, summary.round(1)
+    return table, summary.round({"seconds": 1, "real tokens/s": 1, "peak RSS (MB)": 0})
 
 
 def main() -> None:
@@ -149,13 +156,51 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, from {KINDS}")
+    ap.add_argument("--write", action="store_true", help="replace the fine-tuning section of results/benchmarks.md")
     ap.add_argument("--trial", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.trial:
         print("RESULT " + json.dumps(trial(args.trial, args.steps, args.batch, args.bf16, args.steps * args.batch)))
         return
-    _, summary = run(args.steps, args.batch, args.repeats, args.bf16)
-    print(summary.to_markdown())
+    table, summary = run(args.steps, args.batch, args.repeats, args.bf16, tuple(args.kinds.split(",")))
+    if args.write:
+        replace_section(SECTION, section(table, summary, args))
+    else:
+        print(summary.to_markdown())
+
+
+SECTION = "## Fine-tuning: our trainer vs `transformers.Trainer`"
+
+
+def section(table, summary, args) -> str:
+    """The section of results/benchmarks.md this benchmark owns: setup, machine, per-trial spread and summary."""
+    import datetime
+
+    import torch
+
+    from lib.device import cpu_model
+
+    spread = table.groupby("trainer")["seconds"].agg(["min", "max"]).round(1)
+    summary = summary.assign(**{"seconds, min–max": [f"{spread.loc[k, 'min']}–{spread.loc[k, 'max']}"
+                                                     for k in summary.index]})
+    return f"""{SECTION}
+
+Measured {datetime.date.today().isoformat()} with `python -m benchmarks.finetune_vs_hf --steps {args.steps} --repeats \
+{args.repeats}{' --bf16' if args.bf16 else ''} --kinds "{args.kinds}" --write` on {cpu_model()}, torch \
+{torch.__version__}, {torch.get_num_threads()} threads, {'bf16 autocast' if args.bf16 else 'fp32'}.
+
+minilm-l6 on movie_snippets, batch {args.batch}, {args.steps} optimizer steps, fused AdamW lr 2e-5 with 10% linear
+warmup, clipping 1.0, seed 0. `ours` is `lib.trainer.fit` with the probes the notebooks read (per-group rates, update
+sizes for the first 20 steps, weight norms every 8 steps); `ours without probes` is the same loop with `hooks=[]`;
+`hf` is `transformers.Trainer` with its default random batches and `hf grouped` with
+`train_sampling_strategy="group_by_length"` (the sampler our loop uses, Trainer's best setting here). Each trial runs
+in a fresh process (peak RSS is its own), {args.repeats} trials each, in an order shuffled anew for every round.
+*Real* tokens are non-padding tokens; wall time is the training loop alone (HF's `train_runtime`; ours to the last
+optimizer step); the table shows the median trial and the range of all trials.
+
+{summary.to_markdown()}
+"""
 
 
 if __name__ == "__main__":

@@ -50,6 +50,17 @@ if __name__ == "__main__":
     print(describe_machine(matmul_peak()))
 
 
+def replace_section(heading: str, text: str) -> None:
+    """Replace the section of results/benchmarks.md that starts with `heading` (up to the next `## `) by `text`,
+    so one benchmark can be re-measured without re-running all of them; print it."""
+    path = ROOT / "results" / "benchmarks.md"
+    old = path.read_text()
+    start = old.index(heading)
+    end = old.find("\n## ", start + len(heading))
+    path.write_text(old[:start] + text.rstrip() + "\n" + (old[end:] if end != -1 else ""))
+    print(text)
+
+
 def append_section(text: str) -> None:
     """Add one benchmark's section to the end of results/benchmarks.md (after `python -m benchmarks` wrote its
     head), and print it."""

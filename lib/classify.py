@@ -174,13 +174,14 @@ def train_classifier(
     train_columns: dict[str, np.ndarray] | None = None,
     wrap: Callable[[PreTrainedModel], torch.nn.Module] | None = None,
     stop_on_divergence: bool = False,
+    hooks: list | None = None,
 ) -> TrainResult:
     """Fine-tune a sequence classifier on `dsd` (train / validation / test).
 
     Picks the best weights on validation, then reports test accuracy, macro-F1,
     the confusion matrix and every test prediction. `train_columns` (one row
     per training example) ride along in the training batches, and `wrap(model)`
-    is what `fit` trains, so another objective can read them.
+    is what `fit` trains, so another objective can read them. `hooks`: `fit`'s probes (default: the standard ones).
     """
     cfg = cfg or TrainConfig()
     if cfg.metric not in METRICS:
@@ -205,7 +206,8 @@ def train_classifier(
     set_seed(cfg.seed)
     n_batches = math.ceil(len(tok["train"]) / cfg.batch_size)
     trained = wrap(model) if wrap is not None else model
-    fitted = fit(trained, train_loader, n_batches, evaluate, cfg, groups=groups, stop_on_divergence=stop_on_divergence)
+    fitted = fit(trained, train_loader, n_batches, evaluate, cfg, groups=groups, stop_on_divergence=stop_on_divergence,
+                 hooks=hooks)
 
     test_start = time.perf_counter()
     logits, y, test_loss = predict(model, tok["test"], tokenizer, cfg.eval_batch_size, cfg.use_bf16)

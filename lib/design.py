@@ -23,6 +23,7 @@ import math
 import pandas as pd
 
 from lib import ablations, profiles
+from lib.finetune import lr_label
 from lib.paths import ROOT, results_dir
 from lib.profiles import Profile
 from lib.store import load_experiment
@@ -127,7 +128,7 @@ def _row(notebook: str, p: Profile) -> dict:
     if notebook == "01":
         t = p.pretrain
         return {"from scratch": f"{t.scratch_model}, {t.scratch_steps:,} steps × {t.scratch_batch} × {t.seq_len} "
-                                f"tokens, lr {t.scratch_lr:g}",
+                                f"tokens, lr {lr_label(t.scratch_lr)}",
                 "fine-tuning sentences": _n(t.finetune_examples), "epochs": f"{t.finetune_epochs:g}",
                 "seeds": len(p.grids.paired_seeds),
                 "MiniLM continued": f"{t.minilm_steps:,} steps" if t.minilm_steps else "no"}
@@ -158,7 +159,7 @@ def design(notebook: str, profile: Profile) -> str:
     lines = []
     if not table.empty and len(table.columns):
         table.index = [f"**{n}**" if n == profile.name else n for n in table.index]
-        lines += [table.to_markdown(), ""]
+        lines.append(table.to_markdown())
     quick = profiles.get("quick")
     lines.append("**Time** on the 2-core CPU that made `results/` — " + time_sentence(notebook, quick))
     if profile.name != "quick":

@@ -7,7 +7,7 @@
 * `DistillSpec`: a student run. Its teacher is an ordinary fine-tuning run
   stored through `lib.store.run` with its weights kept under
   `checkpoints/finetune/<run_id>/` (git-ignored; rebuilt if missing); the
-  student trains through `lib.classify.finetune` with the teacher's logits as
+  student trains through `lib.classify.train_classifier` with the teacher's logits as
   an extra training column and the model wrapped in `DistillationLoss`.
 * `quantize_int8`, `size_on_disk_mb`, `latency_ms`: dynamic int8 quantisation of
   the Linear layers (weights int8, activations quantised on the fly) and what

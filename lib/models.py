@@ -291,7 +291,6 @@ def position_limit(name: str) -> int | None:
     path = Path(name).expanduser()
     path = path if path.is_absolute() or path.exists() else ROOT / path
     if (path / "config.json").exists():
-
         return json.loads((path / "config.json").read_text()).get("max_position_embeddings")
     return None
 

@@ -351,3 +351,28 @@ def test_a_file_is_the_same_run_however_its_path_is_spelled(tmp_path, monkeypatc
     moved = base.with_overrides(data=DataSource(str(tmp_path / "copy.csv"), label_column="sentiment"))
     assert from_notebooks.data.path == "data/amazon_review_sentences.csv"  # stored project-relative
     assert run_id(from_root.identity()) == run_id(from_notebooks.identity()) == run_id(moved.identity())
+
+
+def test_a_users_training_option_wins_over_the_working_rate(tmp_path):
+    """`--lr 3e-5` used to fail for every value (the working rate and the user's rate were passed twice)."""
+    from lib import finetune as ft
+
+    parser = ft.build_parser()
+    args = parser.parse_args(["--data", write_reviews(tmp_path / "reviews.csv"), "--label-column", "category",
+                              "--profile", "smoke", "--lr", "3e-5", "--seeds", "0,1"])
+    spec, seeds = ft.spec_from_args(parser, args)
+    assert spec.train.lr == 3e-5 and seeds == [0, 1]
+    plain = ["--data", str(tmp_path / "reviews.csv"), "--label-column", "category", "--profile", "smoke"]
+    default, _ = ft.spec_from_args(parser, parser.parse_args(plain))
+    assert default.train.lr == ft.WORKING_LR
+
+
+def test_a_grid_on_another_model_without_data_keeps_its_data_sets():
+    """`python -m lib.sweep warmup --model …` without --data used to crash in data_label(None)."""
+    from lib import ablations
+
+    grid = ablations.grid("warmup", SMOKE)
+    same = grid.on(None, "minilm-l6")
+    other = grid.on(None, "some/folder/my-model")
+    assert same.experiment == grid.experiment and same.datasets == grid.datasets
+    assert other.experiment == f"{grid.experiment}__my-model" and other.base.model == "some/folder/my-model"
