@@ -36,6 +36,7 @@ NOTEBOOK_EXPERIMENTS = {
     "03_ablation_warmup.ipynb": ["ablation_warmup"],
     "04_ablation_weight_decay.ipynb": ["ablation_weight_decay"],
     "05_ablation_llrd.ipynb": ["ablation_llrd"],
+    "06_pitfalls.ipynb": ["pitfalls_measurement"],
     "07_batch_size_seq_len.ipynb": ["batch_seq_len"],
     "08_distillation_compression.ipynb": ["distill_teacher", "distill_labels_only", "distill"],
     "09_your_data.ipynb": ["finetune__amazon_review_sentences", "ablation_llrd__amazon_review_sentences"],

@@ -11,9 +11,14 @@ Notebook 06 calls one function per bug, in its order:
 4. `removed_apis` — imports that no longer exist;
 5. `mlm_loss_experiment` — an MLM loss on raw logits;
 6. `order_experiment` — a "BERT" that cannot see word order.
+
+`PitfallsSpec` runs the measurements of 1, 2, 5 and 6 as one stored run (their last digits depend on the
+machine's kernels), so notebook 06 replays them like every other run.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import datasets
 import pandas as pd
@@ -23,10 +28,12 @@ from torch import nn
 from transformers import DataCollatorForLanguageModeling
 
 from lib import stats
-from lib.classify import train_classifier
+from lib.classify import make_loader, tokenize, train_classifier
+from lib.data import DATA_VERSION, label_names, load_data
 from lib.demos import lr_curves
 from lib.models import load_model
 from lib.optim import OptimConfigError, check_groups, param_groups
+from lib.store import Record, Run
 from lib.train_config import TrainConfig
 
 
@@ -174,7 +181,7 @@ def groups_experiment(dsd: datasets.DatasetDict, steps: int) -> tuple[pd.DataFra
     """Train MiniLM `steps` steps with article 2's groups and with ours (ξ 0.95, head 1e-3); the largest
     weight change per part, and what `check_groups` says of each recipe."""
     names = list(dsd["train"].features["label"].names)
-    cfg = TrainConfig(lr=1e-4, max_steps=steps, batch_size=16, eval_every=steps, progress=False)
+    cfg = TrainConfig(lr=1e-4, max_steps=steps, batch_size=16, eval_every=steps, progress=False, bf16=False)
     moved, verdicts = {}, {}
     for recipe in ("article 2's groups", "lib.optim.param_groups"):
         tokenizer, m = load_model("minilm-l6", label_names=names, seed=0)
@@ -249,3 +256,65 @@ def order_experiment(model: nn.Module, tokenizer, num_labels: int, sentence: str
         },
         index=["article's sketch (lib.pitfalls.BlogBert)", "BERT (lib.models.load_model)"],
     )
+
+
+ORDER_SENTENCE = "the acting is not good, and the plot is not bad either"
+
+
+@dataclass
+class PitfallsSpec:
+    """Notebook 06's measurements as one stored run. Gradient norms and weight changes after a few steps depend on
+    the machine's kernels in their last digits, so they are measured once (fp32, seed 0) and replayed like any run:
+    a replay on another CPU shows the record and rewrites nothing (`FORCE = True` measures again)."""
+
+    sentences: int = 128
+    steps: int = 8
+    order_sentence: str = ORDER_SENTENCE
+    data_version: int = DATA_VERSION
+
+    kind = "pitfalls"
+    keeps_checkpoint = False
+
+    def identity(self) -> dict:
+        return asdict(self)
+
+    def compute(self, profile=None, stop_on_divergence: bool = False) -> Record:
+        """Bugs 1, 2, 5 and 6 on MiniLM (bugs 3 and 4 need no measurement: a schedule, an import)."""
+        dsd = load_data("movie_snippets", max_train_examples=self.sentences, max_eval_examples=32, max_test_examples=64)
+        names = label_names(dsd)
+        tokenizer, model = load_model("minilm-l6", label_names=names, seed=0)
+        order = torch.Generator().manual_seed(0)
+        batch = next(iter(make_loader(tokenize(dsd, tokenizer, 128)["train"], tokenizer, 16, order, True)))
+        clip = clip_order_experiment(model, batch)
+        moved, verdicts = groups_experiment(dsd, self.steps)
+        metrics = {
+            "batch": len(batch["labels"]),
+            "clip": clip.to_dict("split"),
+            "moved": moved.to_dict("split") | {"index_name": moved.index.name},
+            "verdicts": verdicts,
+            "mlm": mlm_loss_experiment(list(dsd["train"]["text"][:16])),
+            "order": order_experiment(model, tokenizer, len(names), self.order_sentence).to_dict("split"),
+        }
+        return Record(metrics, pd.DataFrame({"step": []}))
+
+
+def table(run: Run, name: str) -> pd.DataFrame:
+    """One of the stored tables of a `PitfallsSpec` run: "clip", "moved" or "order"."""
+    stored = run.metrics[name]
+    out = pd.DataFrame(stored["data"], index=stored["index"], columns=stored["columns"])
+    return out.rename_axis(stored.get("index_name"))
+
+
+def measurements(run: Run) -> pd.Series:
+    """The numbers `results/pitfalls.csv` keeps, one per measurement, from the stored run."""
+    clip, moved, order, mlm = table(run, "clip"), table(run, "moved"), table(run, "order"), run.metrics["mlm"]
+    shuffle = order["max |Δ logit| when the words are shuffled"]
+    keys = ["NaN share of -log(raw logit)", "cross-entropy", "gradient share on wrong words (wrong loss)",
+            "gradient share on wrong words (cross-entropy)"]
+    out = {"1 grad norm seen by clip before backward": clip.iloc[0, 0], "1 grad norm applied (unclipped)":
+           clip.iloc[1, 0], "1 grad norm after clipping after backward": clip.iloc[3, 0]}
+    out |= {f"2 {recipe}: {part} max change": v for recipe, col in moved.items() for part, v in col.items()}
+    out |= {f"5 {k}": mlm[k] for k in keys}
+    out |= {"6 sketch: max logit change on shuffle": shuffle.iloc[0], "6 BERT: max logit change on shuffle":
+            shuffle.iloc[1]}
+    return pd.Series(out, name="value").rename_axis("measurement")
