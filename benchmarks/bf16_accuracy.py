@@ -8,6 +8,7 @@ fp32 against bf16 autocast (both stored in results/runs/bf16_check).
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pandas as pd
@@ -45,12 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         f"bf16 − fp32, paired by seed: {diff.mean():+.1f} ± {diff.std(ddof=1):.1f} accuracy points over {len(diff)} "
         f"seeds (per seed: {np.round(diff, 1).tolist()})."
     )
+    env = json.loads(next((ROOT / "results" / "runs" / "bf16_check").glob("*/env.json")).read_text())
+    machine = f"{env.get('device_name', 'an unrecorded CPU')} ({env.get('cpu_matmul', 'matmul features unrecorded')})"
     section = f"""
 ## Does bf16 keep fine-tuning accuracy?
 
 `python -m benchmarks.bf16_accuracy`: notebook 02's quick recipe at lr 1e-4 on movie_snippets (minilm-l6, 1,024
-examples, 2 epochs, 3 seeds), with `TrainConfig(bf16=False)` and `TrainConfig(bf16=True)`; fp32 was run first, as part
-of notebook 02 before bf16 became the default. Test accuracy (%):
+examples, 2 epochs, 3 seeds), with `TrainConfig(bf16=False)` and `TrainConfig(bf16=True)`, stored in
+`results/runs/bf16_check/` (whose `env.json` name the machine): measured on {machine}. Test accuracy (%)
+and training seconds per run:
 
 {summary.to_markdown()}
 

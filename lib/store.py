@@ -217,11 +217,12 @@ def index_path(experiment: str, profile: Profile) -> Path:
     return results_dir(profile) / f"{experiment}.csv"
 
 
-def reindex(experiment: str, profile: Profile) -> pd.DataFrame:
+def reindex(experiment: str, profile: Profile, replaced: set[str] = frozenset()) -> pd.DataFrame:
     """Repair `results/<experiment>.csv` from the run folders and return it.
 
     Rows keep their order; a finished folder without a row gets one, a row
-    without a finished folder is dropped. The file is rewritten (atomically,
+    without a finished folder is dropped, and the rows of `replaced` runs (a forced run
+    rewrote their folders) are read again. The file is rewritten (atomically,
     under a lock) only when something changed, so replays leave git clean.
     """
     root = results_dir(profile)
@@ -233,8 +234,11 @@ def reindex(experiment: str, profile: Profile) -> pd.DataFrame:
         done = sorted(p.name for p in folder.glob("*") if _finished(p)) if folder.is_dir() else []
         keep = old[old["run_id"].isin(done)]
         missing = [rid for rid in done if rid not in set(keep["run_id"])]
-        if len(keep) == len(old) and not missing:
+        if len(keep) == len(old) and not missing and not replaced & set(keep["run_id"]):
             return old
+        fresh = {rid: _row(folder / rid) for rid in replaced & set(keep["run_id"])}
+        if fresh:  # a forced run: its row in place, with what its new folder holds
+            keep = pd.DataFrame([fresh.get(r["run_id"], r) for r in keep.to_dict("records")])
         new = pd.concat([keep, pd.DataFrame([_row(folder / rid) for rid in missing])], ignore_index=True)
         if new.empty:
             csv.unlink(missing_ok=True)
@@ -317,7 +321,7 @@ def run(
         if found != final and main:
             _copy_in(found, final)
     if main:
-        reindex(experiment, profile)
+        reindex(experiment, profile, replaced={rid} if force and not cached else set())
     parallel.barrier()  # the others read the run once the main process has written it
     stored = load_run(final, experiment, ckpt)
     stored.cached = cached

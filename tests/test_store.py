@@ -178,3 +178,21 @@ def test_a_rebuilt_checkpoint_reports_changed_numbers_but_not_timings(capsys):
     assert capsys.readouterr().out == ""  # the machine's speed changed, not the run
     store._report_difference(stored, stored | {"test_accuracy": 0.74}, "seed0-x")
     assert "test_accuracy 0.75 → 0.74" in capsys.readouterr().out
+
+
+def test_a_forced_run_updates_its_row_in_the_index(results, monkeypatch):
+    """`force=True` rewrites the run's folder; its CSV row must say what the new folder holds, not the old numbers."""
+    store.run("exp", FakeSpec(seed=1), SMOKE)
+    store.run("exp", FakeSpec(seed=2), SMOKE)
+    original = FakeSpec.compute
+
+    def better(self, profile=None, stop_on_divergence=False):
+        record = original(self, profile, stop_on_divergence)
+        record.metrics["test_accuracy"] = 0.9
+        return record
+
+    monkeypatch.setattr(FakeSpec, "compute", better)
+    store.run("exp", FakeSpec(seed=1), SMOKE, force=True)
+    table = pd.read_csv(results / "exp.csv")
+    assert table["test_accuracy"].tolist() == [0.9, 0.62]  # the forced row in place, the other untouched
+    assert store.run("exp", FakeSpec(seed=1), SMOKE).metrics["test_accuracy"] == 0.9
