@@ -153,7 +153,7 @@ GRIDS: dict[str, Callable[..., Grid]] = {
 """Name (as on the command line) → grid builder."""
 
 
-def grid(name: str, profile: Profile, device: str = "auto") -> Grid:
+def get(name: str, profile: Profile, device: str = "auto") -> Grid:
     """The grid called `name` in `profile`, or a clear error listing the choices."""
     if name not in GRIDS:
         raise ValueError(f"Unknown ablation {name!r}; choose one of {list(GRIDS)}.")

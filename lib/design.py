@@ -117,7 +117,7 @@ def _n(n: int | None) -> str:
 
 
 def _grid_row(p: Profile, name: str) -> dict:
-    grid = ablations.grid(name, p)
+    grid = ablations.get(name, p)
     seeds = sorted({len(grid.seeds_of(v)) for v in grid.variants})
     return {"data": ", ".join(p.datasets), **_sizes(p), "cells": len(grid.variants),
             "seeds per cell": " / ".join(map(str, seeds)), "runs": len(grid.specs())}

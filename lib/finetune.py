@@ -192,7 +192,7 @@ def summary(runs: list[store.Run], floor: dict, label: str) -> str:
 
 def summary_table(frame: pd.DataFrame, floor: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per group of runs (e.g. data set × rate): test accuracy and macro-F1 as mean ± std over seeds, seconds per
-    run, and the TF-IDF floor's accuracy on that data set (`floor`: `lib.floors.table`)."""
+    run, and the TF-IDF floor's accuracy on that data set (`floor`: `lib.floors.tfidf_table`)."""
     out = stats.mean_std(frame, by, ["test_accuracy", "test_macro_f1"])
     out["seconds per run"] = frame.groupby(by, sort=False)["train_seconds"].mean().round(0)
     floor_acc = floor.set_index("data")["test_accuracy"]

@@ -41,7 +41,7 @@ def _texts(ds: datasets.Dataset) -> list[str]:
     return list(ds["text"])
 
 
-def table(splits: dict[str, datasets.DatasetDict]) -> pd.DataFrame:
+def tfidf_table(splits: dict[str, datasets.DatasetDict]) -> pd.DataFrame:
     """The floor on each named data set (its own train and test splits), one row each: the training examples it
     saw, test accuracy and macro-F1. No timing, so re-running it writes the same bytes."""
     rows = []

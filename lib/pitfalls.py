@@ -298,7 +298,7 @@ class PitfallsSpec:
         return Record(metrics, pd.DataFrame({"step": []}))
 
 
-def table(run: Run, name: str) -> pd.DataFrame:
+def stored_table(run: Run, name: str) -> pd.DataFrame:
     """One of the stored tables of a `PitfallsSpec` run: "clip", "moved" or "order"."""
     stored = run.metrics[name]
     out = pd.DataFrame(stored["data"], index=stored["index"], columns=stored["columns"])
@@ -307,7 +307,8 @@ def table(run: Run, name: str) -> pd.DataFrame:
 
 def measurements(run: Run) -> pd.Series:
     """The numbers `results/pitfalls.csv` keeps, one per measurement, from the stored run."""
-    clip, moved, order, mlm = table(run, "clip"), table(run, "moved"), table(run, "order"), run.metrics["mlm"]
+    clip, moved, order = (stored_table(run, name) for name in ("clip", "moved", "order"))
+    mlm = run.metrics["mlm"]
     shuffle = order["max |Δ logit| when the words are shuffled"]
     keys = ["NaN share of -log(raw logit)", "cross-entropy", "gradient share on wrong words (wrong loss)",
             "gradient share on wrong words (cross-entropy)"]

@@ -46,7 +46,7 @@ def findings_lines(table: pd.DataFrame, notebook: str) -> list[str]:
 
 def ablation_section(name: str, profile: Profile, table: pd.DataFrame) -> str:
     """Per-cell table (mean ± std, interval, failures) of one ablation, and its findings."""
-    grid = ablations.grid(name, profile)
+    grid = ablations.get(name, profile)
     rows = findings.grid_frame(grid, profile)
     lines = [f"## {TITLES[name]}", ""]
     if rows.empty:

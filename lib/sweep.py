@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grids = None
         if args.ablation and not args.list:
-            grid = ablations.grid(args.ablation, args.profile)
+            grid = ablations.get(args.ablation, args.profile)
             grid = grid.subset([v.strip() for v in args.variants.split(",")]) if args.variants else grid
             custom = source or args.model or args.seeds
             grids = [grid.on(source, args.model, args.seeds) if custom else grid]
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))  # one line and exit status 2, before anything trains
     if grids is None:
         for name in ablations.GRIDS:
-            s = ablations.grid(name, args.profile)
+            s = ablations.get(name, args.profile)
             sizes = f"{len(s.variants)} variants × {len(s.seeds)} seeds × {len(s.datasets)} data sets"
             print(f"{name:14s} {s.experiment:22s} {sizes}")
             print("\n".join(f"{'':16s}· {v}" for v in s.variants))

@@ -123,3 +123,18 @@ def test_notebooks_name_the_project_kernel():
     installed = re.search(r"ipykernel install .*--name (\S+)", (ROOT / "Makefile").read_text()).group(1)
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == installed, path.name
+
+
+SHARED_NAMES = {"main": "the module's command line", "write": "write the module's own output file",
+                "get": "look one up by its name"}
+"""The only public names defined in two lib modules, each with one meaning wherever it stands."""
+
+
+def test_no_public_name_means_two_things():
+    defined: dict[str, list[str]] = {}
+    for path in sorted(LIB.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(path.stem)
+    twice = {name: mods for name, mods in defined.items() if len(mods) > 1 and name not in SHARED_NAMES}
+    assert not twice, f"one name, two rooms: {twice}"

@@ -84,7 +84,7 @@ def test_bad_grids_fail_before_anything_trains():
     with pytest.raises(ValueError, match="at least one"):
         Grid("x", base, {"a": {}}, "a", [])
     with pytest.raises(ValueError, match="Unknown ablation"):
-        ablations.grid("dropout", SMOKE)
+        ablations.get("dropout", SMOKE)
 
 
 @pytest.mark.parametrize("profile_name", ["smoke", "quick", "full"])
@@ -94,7 +94,7 @@ def test_grids_as_documented(profile_name):
     g = profile.grids
     sizes = {"smoke": (2, 2, 4, 5), "quick": (3, 6, 4, 6), "full": (24, 8, 8, 8)}[profile_name]
     for name, size in zip(ablations.GRIDS, sizes):
-        s = ablations.grid(name, profile)
+        s = ablations.get(name, profile)
         assert len(s.variants) == size and s.baseline in s.variants, name
         ids = [run_id(spec.identity()) for _, spec in s.specs()]
         assert len(ids) == len(set(ids)), f"{name}: two variants are the same run"
@@ -114,7 +114,7 @@ def test_shared_cells_are_one_run():
         base = finetune.baseline_spec(profile).with_overrides(lr=finetune.WORKING_LR)
         nb02 = {run_id(spec.identity()) for spec in base.seeds(profile.grids.paired_seeds)}
         for name in ("weight_decay", "llrd", "batch_seq"):
-            s = ablations.grid(name, profile)
+            s = ablations.get(name, profile)
             ids = {run_id(sp.identity()) for v, sp in s.specs() if v == s.baseline and sp.data == "movie_snippets"}
             assert ids == nb02, (profile, name)
         hot = ablations.AGGRESSIVE_LR
@@ -139,7 +139,7 @@ def test_constant_schedule_with_warmup_uses_hf_constant_with_warmup():
 
 def test_report_is_generated_from_the_run_folders(results, fake_training):
     """Runs stored as a sweep stores them → REPORT.md with the table, failures and generated findings."""
-    sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
+    sweep.run_sweep(ablations.get("warmup", SMOKE), SMOKE, progress=False)
     (results / "ablation_warmup.csv").unlink()  # the index is rebuilt from the folders
     text = open(report.write(SMOKE)).read()
     assert "03 · Warmup at an aggressive rate" in text and "| lr 5e-4 · linear · warmup 0 " in text
@@ -172,9 +172,9 @@ def test_a_run_id_names_the_requested_precision_not_this_machines(results, fake_
     from lib import train_config
 
     monkeypatch.setattr(train_config, "bf16_supported", lambda device: True)
-    first = sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
+    first = sweep.run_sweep(ablations.get("warmup", SMOKE), SMOKE, progress=False)
     monkeypatch.setattr(train_config, "bf16_supported", lambda device: False)
-    again = sweep.run_sweep(ablations.grid("warmup", SMOKE), SMOKE, progress=False)
+    again = sweep.run_sweep(ablations.get("warmup", SMOKE), SMOKE, progress=False)
     assert again.frame["cached"].all() and list(again.frame["run_id"]) == list(first.frame["run_id"])
     assert finetune.baseline_spec(SMOKE).identity()["train"]["bf16"] is None
 

@@ -371,7 +371,7 @@ def test_a_grid_on_another_model_without_data_keeps_its_data_sets():
     """`python -m lib.sweep warmup --model …` without --data used to crash in data_label(None)."""
     from lib import ablations
 
-    grid = ablations.grid("warmup", SMOKE)
+    grid = ablations.get("warmup", SMOKE)
     same = grid.on(None, "minilm-l6")
     other = grid.on(None, "some/folder/my-model")
     assert same.experiment == grid.experiment and same.datasets == grid.datasets
