@@ -109,10 +109,20 @@ def audit(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--sample takes a whole number ≥ 1 (how many runs to re-train), got {text!r}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m lib.audit", description=__doc__.split("\n\n")[0])
     parser.add_profile()
-    parser.add_argument("--sample", type=int, default=3, help="how many stored runs to re-train (default 3)")
+    parser.add_argument("--sample", type=_positive, default=3, help="how many stored runs to re-train (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="which runs the sample picks (default 0)")
     parser.add_argument("--rerun", help=argparse.SUPPRESS)  # the fresh process of one re-run
     args = parser.parse_args(argv)

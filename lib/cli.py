@@ -8,7 +8,30 @@ import argparse
 from typing import NoReturn
 
 from lib import profiles
+from lib.paths import check_experiment
 from lib.source import DataError, DataSource
+from lib.train_config import MAX_SEED
+
+
+def seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2`: whole numbers in numpy's range, each once (a repeated seed is the same run twice)."""
+    try:
+        values = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2; got {text!r}")
+    if any(not 0 <= s <= MAX_SEED for s in values):
+        raise argparse.ArgumentTypeError(f"--seeds must lie in 0..{MAX_SEED}, got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"--seeds names a seed twice ({text!r}): each seed is one run")
+    return values
+
+
+def experiment_name(text: str) -> str:
+    """`--experiment NAME`: a plain name (`lib.paths.check_experiment`), checked before anything is written."""
+    try:
+        return check_experiment(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _profile(name: str) -> profiles.Profile:

@@ -96,10 +96,16 @@ def time_sentence(notebook: str, profile: Profile) -> str:
     if seconds is None or pd.isna(seconds):
         return f"*{profile.name}*: not measured yet (`make reproduce PROFILE={profile.name}` records it)."
     compute = compute_by_notebook(profile)
-    spent = (f", {compute.loc[name, 'compute (min)']:.1f} min of it training and testing "
-             f"{int(compute.loc[name, 'runs'])} runs") if name in compute.index else ""
-    return (f"*{profile.name}*: **{seconds / 60:.1f} min** of wall time when it last trained its runs{spent} "
+    minutes, runs = (compute.loc[name, "compute (min)"], int(compute.loc[name, "runs"])) if name in compute.index \
+        else (0.0, 0)
+    spent = f", {duration(60 * minutes)} of it training and testing {runs} run{'s' * (runs != 1)}" if minutes else ""
+    return (f"*{profile.name}*: **{duration(seconds)}** of wall time when it last trained its runs{spent} "
             "(`results/notebook_times.csv`); stored runs replay in seconds.")
+
+
+def duration(seconds: float) -> str:
+    """42 s, or 7.9 min from 90 s on."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 # ------------------------------------------------------------------ design
@@ -175,8 +181,7 @@ def notebook_map() -> str:
     lines = ["| notebook | question | quick, measured |", "|---|---|---|"]
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         seconds = times.get(path.name)
-        shown = "–" if seconds is None or pd.isna(seconds) else (
-            f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min")
+        shown = "–" if seconds is None or pd.isna(seconds) else duration(seconds)
         lines.append(f"| [{path.stem}](notebooks/{path.name}) | {question(path.name)} | {shown} |")
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     total = sum(float(times.get(p.name, 0.0)) for p in paths)

@@ -32,9 +32,8 @@ import pandas as pd
 from datasets import DatasetDict
 from sklearn.metrics import classification_report
 
-from lib import floors, parallel, plots, stats, store
+from lib import cli, floors, parallel, plots, stats, store
 from lib.classify import METRICS, train_classifier
-from lib.cli import Parser
 from lib.data import DATA_VERSION, data_label, is_file_name, label_names, load_data
 from lib.models import INITS, fingerprint, load_model, position_limit, save_checkpoint
 from lib.profiles import Profile
@@ -223,6 +222,7 @@ def mistakes(run: store.Run, n: int = 8) -> tuple[int, pd.DataFrame]:
 
 # ------------------------------------------------------------- the command
 NOT_OPTIONS = ("seed", "progress", "bf16")  # --seeds covers the seed; progress and precision follow the machine
+PROFILES_OWN = object()  # a size option not given: the profile's budget (given as 'none': every row)
 
 
 def _kind(annotation: str) -> type:
@@ -245,18 +245,21 @@ def _value(kind: type, optional: bool):
     return parse
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="python -m lib.finetune", description=__doc__.split("\n\n")[0],
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m lib.finetune", description=__doc__.split("\n\n")[0],
                     epilog="Training options (TrainConfig fields; 'none' for an optional one): "
                     + ", ".join(f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)
                                 if f.name not in NOT_OPTIONS))
     parser.add_data_options(required=True)
     parser.add_argument("--model", default="minilm-l6", help="a shipped name, a save_pretrained folder or a hub name")
     parser.add_profile()
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
-    parser.add_argument("--experiment", help="where runs are stored (default: finetune__<file name>)")
-    parser.add_argument("--max-train-examples", type=_value(int, True), help="subsample train (default: the profile's)")
-    parser.add_argument("--max-eval-examples", type=_value(int, True), help="subsample validation (profile's)")
+    parser.add_argument("--seeds", type=cli.seeds, help="comma-separated seeds (default: the profile's)")
+    parser.add_argument("--experiment", type=cli.experiment_name,
+                        help="where runs are stored (default: finetune__<file name>)")
+    parser.add_argument("--max-train-examples", type=_value(int, True), default=PROFILES_OWN,
+                        help="subsample train; 'none': every row (default: the profile's)")
+    parser.add_argument("--max-eval-examples", type=_value(int, True), default=PROFILES_OWN,
+                        help="subsample validation; 'none': every row (default: the profile's)")
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")
     train = parser.add_argument_group("training (any TrainConfig field)")
     for f in dataclasses.fields(TrainConfig):
@@ -269,25 +272,23 @@ def build_parser() -> Parser:
     return parser
 
 
-def spec_from_args(parser: Parser, args) -> tuple[FinetuneSpec, list[int]]:
+def spec_from_args(parser: cli.Parser, args) -> tuple[FinetuneSpec, list[int]]:
     """The run the arguments describe, validated (data read, config checked) before anything trains.
 
     The baseline, then the working rate, then every option the user gave, merged in one dict: a user's
     value always wins (`--lr 3e-5` replaces the working rate)."""
     source = parser.source(args)
-    budget = args.profile.finetune
-    overrides = {
-        "data": source, "model": args.model, "lr": WORKING_LR,
-        "max_train_examples": budget.max_train_examples if args.max_train_examples is None else args.max_train_examples,
-        "max_eval_examples": budget.max_eval_examples if args.max_eval_examples is None else args.max_eval_examples,
-    } | {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
+    sizes = {k: getattr(args, k) for k in ("max_train_examples", "max_eval_examples")
+             if getattr(args, k) is not PROFILES_OWN}  # given: a number, or None for every row
+    overrides = {"data": source, "model": args.model, "lr": WORKING_LR} | sizes | {
+        k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
     try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else args.profile.seeds
+        run_seeds = args.seeds or args.profile.seeds
         spec = baseline_spec(args.profile).with_overrides(**overrides)
         spec.dataset()  # reads and splits the file: bad data fails here
     except ValueError as err:
         parser.error(str(err))
-    return spec, seeds
+    return spec, run_seeds
 
 
 def report(runs: list[store.Run], floor: dict, experiment: str, label: str, profile: Profile) -> str:

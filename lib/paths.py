@@ -9,6 +9,7 @@ never overwrites the committed record. `WORKBOOK_RESULTS_DIR` overrides all of i
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lib.profiles import Profile
@@ -27,6 +28,15 @@ def portable(path: str | Path) -> Path:
 def located(path: str | Path) -> Path:
     """Where a stored path points: project-relative paths are relative to the project root, not the cwd."""
     return Path(path) if Path(path).is_absolute() else ROOT / path
+
+
+def check_experiment(name: str) -> str:
+    """An experiment's name becomes `results/<name>.csv` and `results/runs/<name>/`: a plain name only (letters,
+    digits, '_', '-', '.'), so no run is written outside the results folder or into `runs/` itself."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".csv"):
+        raise ValueError(f"An experiment is a plain name (letters, digits, '_', '-', '.'; no folders), e.g. my_run; "
+                         f"got {name!r}.")
+    return name
 
 
 def results_dir(profile: Profile) -> Path:

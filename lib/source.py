@@ -15,8 +15,10 @@ problem is one `DataError` that says what is wrong and how to fix it.
 """
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,14 +53,24 @@ class DataSource:
     encoding: str | None = None  # None: UTF-8, falling back to latin-1 with a note
 
     def __post_init__(self) -> None:
+        if isinstance(self.label_names, str):
+            raise DataError(f"label_names is a list of class names, e.g. ('neg', 'pos'), got the string "
+                            f"{self.label_names!r}.")
         if self.label_names is not None and not isinstance(self.label_names, tuple):
             object.__setattr__(self, "label_names", tuple(self.label_names))
         for field in ("path", "validation_path", "test_path"):  # one spelling per file, from any working directory
             if getattr(self, field) is not None:
                 object.__setattr__(self, field, str(portable(getattr(self, field))))
         for path in self.files():
+            if located(path).is_dir():
+                raise DataError(f"{path} is a folder; name the labelled file inside it.")
             if not located(path).is_file():
                 raise DataError(f"No such file: {path}.")
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise DataError(f"Unknown encoding {self.encoding!r}; e.g. utf-8, latin-1, utf-16, cp1252.") from None
         if self.split_column and (self.validation_path or self.test_path):
             raise DataError("Give the splits either as a split column or as separate files, not both.")
 
@@ -67,8 +79,8 @@ class DataSource:
 
     @property
     def label(self) -> str:
-        """A short readable name (the file's stem), for tables and experiment names."""
-        return Path(self.path).stem
+        """A short readable name (the file's stem, spelled as a plain name), for tables and experiment names."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.path).stem).strip("_.") or "data"
 
     def identity(self) -> dict:
         """The description plus the content fingerprint of every file it reads (the run store leaves the

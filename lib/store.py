@@ -43,7 +43,7 @@ from lib import parallel
 from lib.atomic import atomic_path, clean_stale_temporaries, locked
 from lib.device import environment
 from lib.models import WRITER_FILE, default_attention
-from lib.paths import CHECKPOINT_DIR, located, portable, results_dir
+from lib.paths import CHECKPOINT_DIR, check_experiment, located, portable, results_dir
 from lib.profiles import Profile
 
 HISTORY = "history.csv.gz"
@@ -292,6 +292,7 @@ def run(
     its weights, its record kept. `stop_on_divergence` records a NaN loss as a
     (failed) run instead of raising. Nothing is stored unless compute returns.
     """
+    check_experiment(experiment)
     config = spec.identity()
     rid = run_id(config)
     root = results_dir(profile)

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lib import ablations, parallel, stats, store
-from lib.cli import Parser
+from lib.cli import Parser, seeds
 from lib.data import data_label
 from lib.grid import Grid
 from lib.models import load_model
@@ -140,13 +140,6 @@ def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes whole numbers separated by commas, got {text!r}") from None
-
-
 def _shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -165,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the grids and their sizes, train nothing")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: run every n-th cell from cell i")
     parser.add_argument("--model", help="a shipped name, a folder written by save_pretrained, or a hub name")
-    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds for every cell (default: the grid's)")
+    parser.add_argument("--seeds", type=seeds, help="comma-separated seeds for every cell (default: the grid's)")
     parser.add_argument("--variants", help="only these variants (comma-separated names from --list; baseline kept)")
     parser.add_data_options(required=False)
     args = parser.parse_args(argv)

@@ -106,15 +106,24 @@ _WHOLE = (
     "seed",
 )
 _TEXT = ("optimizer", "schedule", "truncation", "metric", "device")
+_BOOL = ("exclude_bias_and_norm", "group_by_length", "progress", "bf16")  # bf16 may also be None ("auto")
 _OPTIONAL = ("head_lr", "warmup_steps", "max_steps", "max_grad_norm", "eval_every", "patience")  # None allowed
 
 
 def _check_types(cfg: TrainConfig) -> None:
     """A string where a number belongs (lr="1e-4") fails here, naming the field and the fix."""
+    for name in _BOOL:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool) and not (name == "bf16" and value is None):
+            raise ConfigError(f"{name} must be True or False, got {value!r}; "
+                              f"e.g. {name}={getattr(TrainConfig, name)!r}.")
     for name in _REAL + _WHOLE + _TEXT:
         value = getattr(cfg, name)
         if value is None and name in _OPTIONAL:
             continue
+        if name in _REAL and isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}; "
+                              f"e.g. {name}={getattr(TrainConfig, name)!r}.")
         if name in _TEXT:
             ok, want = isinstance(value, str), "a string"
         elif name in _WHOLE:

@@ -36,6 +36,11 @@ BAD = [  # (overrides of the smoke baseline, error type, words the message must 
     ({"truncation": "middle"}, ConfigError, ["truncation", "head+tail"]),
     ({"max_train_examples": 0}, ConfigError, ["max_train_examples", "≥ 1"]),
     ({"learning_rate": 1e-4}, ConfigError, ["Unknown override", "learning_rate"]),
+    ({"epochs": float("inf")}, ConfigError, ["epochs must be a finite number"]),
+    ({"weight_decay": float("inf")}, ConfigError, ["weight_decay must be a finite number"]),
+    ({"lr": float("nan")}, ConfigError, ["lr must be a finite number"]),
+    ({"bf16": "no"}, ConfigError, ["bf16 must be True or False, got 'no'"]),
+    ({"group_by_length": "no"}, ConfigError, ["group_by_length must be True or False"]),
 ]
 
 
@@ -98,3 +103,68 @@ def test_report_cli_error_is_one_line():
         [sys.executable, "-m", "lib.report", "--profile", "fast"], cwd=ROOT, capture_output=True, text=True
     )
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "fast" in out.stderr
+
+
+def _one_line_exit_2(main, argv, capsys) -> str:
+    """An in-process command line: exit status 2 and one stderr line, no traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _reviews(tmp_path) -> str:
+    path = tmp_path / "reviews.csv"
+    rows = "".join(f"review {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(40))
+    path.write_text("text,label\n" + rows)
+    return str(path)
+
+
+CLI_BAD = [  # (arguments after --data FILE, words of the one line)
+    (["--seeds", "abc"], ["--seeds takes whole numbers"]),
+    (["--seeds", "-1"], ["--seeds must lie in 0..4294967295"]),
+    (["--seeds", "4294967296"], ["--seeds must lie in 0..4294967295"]),
+    (["--seeds", "0,0"], ["names a seed twice"]),
+    (["--experiment", "../escape"], ["plain name"]),
+    (["--experiment", ""], ["plain name"]),
+    (["--epochs", "inf"], ["epochs must be a finite number"]),
+    (["--weight-decay", "inf"], ["weight_decay must be a finite number"]),
+    (["--encoding", "nope"], ["Unknown encoding 'nope'"]),
+]
+
+
+@pytest.mark.parametrize("extra, words", CLI_BAD, ids=[" ".join(c[0]) or "empty" for c in CLI_BAD])
+def test_finetune_cli_refuses_bad_options_in_one_line_before_anything_is_written(extra, words, tmp_path, monkeypatch,
+                                                                                  capsys):
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
+    err = _one_line_exit_2(finetune.main, ["--data", _reviews(tmp_path), "--profile", "smoke", *extra], capsys)
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_size_given_as_none_means_every_row(tmp_path):
+    parser = finetune.build_parser()
+    args = parser.parse_args(["--data", _reviews(tmp_path), "--profile", "smoke", "--max-train-examples", "none"])
+    spec, _ = finetune.spec_from_args(parser, args)
+    profiles_own, _ = finetune.spec_from_args(parser, parser.parse_args(["--data", str(tmp_path / "reviews.csv"),
+                                                                         "--profile", "smoke"]))
+    assert spec.max_train_examples is None and profiles_own.max_train_examples == SMOKE.finetune.max_train_examples
+
+
+def test_the_store_refuses_an_experiment_that_is_not_a_plain_name(results):
+    from lib import store
+
+    from .fake_runs import FakeSpec
+
+    for name in ("", "../escape", "a/b", "runs.csv"):
+        with pytest.raises(ValueError, match="plain name"):
+            store.run(name, FakeSpec(), SMOKE)
+    assert not any(results.iterdir())
+
+
+def test_audit_sample_must_be_positive(capsys):
+    from lib import audit
+
+    for n in ("0", "-1", "x"):
+        assert "--sample takes a whole number ≥ 1" in _one_line_exit_2(audit.main, ["--sample", n], capsys)

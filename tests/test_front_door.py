@@ -67,3 +67,4 @@ def test_a_notebooks_design_is_its_profiles(committed):
         assert str(len(p.grids.failure_seeds)) in row["seeds per cell"].split(" / ")  # 03's cells count failures
     seconds = pd.read_csv(ROOT / "results" / "notebook_times.csv").set_index("notebook")["seconds"]
     assert f"**{seconds['03_ablation_warmup.ipynb'] / 60:.1f} min**" in design.design("03", committed)
+    assert f"**{seconds['06_pitfalls.ipynb']:.0f} s**" in design.design("06", committed)
