@@ -24,14 +24,16 @@ from pathlib import Path
 from filelock import FileLock
 
 TMP_MARK = ".tmp-"
+OLD = "-old"  # suffix of a folder moved aside while a new one takes its place
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str, replace_dir: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary path; rename it onto `target` when the block succeeds.
 
-    For a folder, an existing `target` is replaced (moved aside, then deleted)
-    unless `replace_dir` is False, in which case the existing folder wins and
+    For a folder, an existing `target` is replaced (moved aside, the new one renamed in, then the old deleted; a
+    kill between the two renames leaves the aside copy, which `clean_stale_temporaries` restores) unless
+    `replace_dir` is False, in which case the existing folder wins and
     the new one is discarded (the first of two concurrent writers is kept).
     """
     target = Path(target)
@@ -43,7 +45,7 @@ def atomic_path(target: Path | str, replace_dir: bool = True) -> Iterator[Path]:
             if not replace_dir:
                 shutil.rmtree(tmp)
                 return
-            old = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-old")
+            old = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{OLD}")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -74,18 +76,26 @@ def _alive(pid: int) -> bool:
 
 
 def clean_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries left in `folder` by processes that no longer run; return how many."""
+    """Delete temporaries left in `folder` by processes that no longer run; return how many.
+
+    A folder being replaced is first moved aside (`…-old`); a process killed between that rename and the next leaves
+    the aside copy and no target. Such a copy is the record: it is renamed back, not deleted."""
     removed = 0
     if not folder.is_dir():
         return 0
-    for path in folder.glob(f".*{TMP_MARK}*"):
+    for path in sorted(folder.glob(f".*{TMP_MARK}*"), key=lambda p: not p.name.endswith(OLD)):  # asides first
         try:
             pid = int(path.name.split(TMP_MARK, 1)[1].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid == os.getpid() or _alive(pid):
+            continue
+        target = folder / path.name[1:].split(TMP_MARK, 1)[0]
+        if path.name.endswith(OLD) and not target.exists():
+            os.replace(path, target)  # the old record survives an interrupted replacement
+        else:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            removed += 1
+        removed += 1
     return removed
 
 

@@ -211,7 +211,11 @@ def write(profile: Profile) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.splitlines()[0])
     parser.add_profile()
-    print(write(parser.parse_args(argv).profile))
+    profile = parser.parse_args(argv).profile
+    if not any((results_dir(profile) / "runs").glob("*/*/metrics.json")):
+        parser.error(f"no runs are stored in the {profile.name} profile yet ({results_dir(profile)}); run a notebook "
+                     "or python -m lib.sweep first")
+    print(write(profile))
     return 0
 
 

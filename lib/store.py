@@ -227,6 +227,8 @@ def reindex(experiment: str, profile: Profile, replaced: set[str] = frozenset())
     """
     root = results_dir(profile)
     csv, folder = index_path(experiment, profile), root / "runs" / experiment
+    if not csv.exists() and not folder.is_dir():  # nothing stored: nothing to repair, no lock file to leave
+        return pd.DataFrame(columns=["run_id"])
     with locked(csv):
         clean_stale_temporaries(root)
         clean_stale_temporaries(folder)

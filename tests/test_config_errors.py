@@ -168,3 +168,11 @@ def test_audit_sample_must_be_positive(capsys):
 
     for n in ("0", "-1", "x"):
         assert "--sample takes a whole number ≥ 1" in _one_line_exit_2(audit.main, ["--sample", n], capsys)
+
+
+def test_a_report_on_an_empty_store_writes_nothing(tmp_path, monkeypatch, capsys):
+    from lib import report
+
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
+    assert "no runs are stored in the smoke profile" in _one_line_exit_2(report.main, ["--profile", "smoke"], capsys)
+    assert not (tmp_path / "results").exists()

@@ -196,3 +196,33 @@ def test_a_forced_run_updates_its_row_in_the_index(results, monkeypatch):
     table = pd.read_csv(results / "exp.csv")
     assert table["test_accuracy"].tolist() == [0.9, 0.62]  # the forced row in place, the other untouched
     assert store.run("exp", FakeSpec(seed=1), SMOKE).metrics["test_accuracy"] == 0.9
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from lib.atomic import atomic_path
+target, calls, real = Path(sys.argv[1]) / "run", [], os.replace
+def replace(a, b):  # the first rename moves the old folder aside; die just before the second puts the new one in
+    calls.append(a)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(a, b)
+os.replace = replace
+with atomic_path(target) as tmp:
+    tmp.mkdir()
+    (tmp / "metrics.json").write_text("new")
+"""
+
+
+def test_a_kill_between_the_two_renames_of_a_forced_run_keeps_the_old_record(tmp_path):
+    """`--force` replaces a run folder in two renames; a SIGKILL between them must not lose the record."""
+    from lib.atomic import TMP_MARK, clean_stale_temporaries
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("old")
+    out = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(tmp_path)], cwd=ROOT)
+    assert out.returncode == -signal.SIGKILL and not (tmp_path / "run").exists()  # killed mid-swap
+    assert len(list(tmp_path.glob(f".*{TMP_MARK}*"))) == 2  # the old record aside, the new one not yet in place
+    assert clean_stale_temporaries(tmp_path) == 2
+    assert (tmp_path / "run" / "metrics.json").read_text() == "old" and not list(tmp_path.glob(f".*{TMP_MARK}*"))
