@@ -139,10 +139,11 @@ def read_table(path: str | Path, sep: str | None = None, encoding: str | None = 
     if not text.strip():
         raise DataError(f"{path} is empty: it needs a header row and rows of at least two classes.")
     delimiter = _delimiter(path, text.splitlines()[0], sep)
-    try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter)
+    try:  # only an empty field is missing: a text or class spelled None, NA or null stays what it says
+        return pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False, na_values=[""])
     except pd.errors.ParserError as err:
-        raise DataError(f"Could not parse {path} as a {delimiter!r}-separated file ({err}); pass sep=...") from None
+        reason = " ".join(str(err).split())  # pandas' message spans lines; the error is one
+        raise DataError(f"Could not parse {path} as a {delimiter!r}-separated file ({reason}); pass sep=...") from None
 
 
 def _columns(frame: pd.DataFrame, source: DataSource, path: str) -> None:

@@ -153,3 +153,14 @@ def test_numeric_labels_not_zero_based_are_their_own_classes(tmp_path):
 def test_news_corpus_is_not_a_classification_set():
     with pytest.raises(DataError, match="load_news_corpus"):
         data.load_data("news_corpus")
+
+
+def test_words_that_pandas_would_read_as_missing_stay_text(tmp_path):
+    """A class or a text spelled None, NA or null is data; only an empty field is missing."""
+    from lib.source import read_table
+
+    path = tmp_path / "odd.csv"
+    path.write_text("text,label\nNone,NA\nnull,null\nfine,\n")
+    table = read_table(path)
+    assert table["text"].tolist() == ["None", "null", "fine"] and table["label"].tolist()[:2] == ["NA", "null"]
+    assert table["label"].isna().tolist() == [False, False, True]
