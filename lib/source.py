@@ -173,18 +173,27 @@ def _label_codes(labels: pd.Series, names: tuple[str, ...] | None) -> tuple[np.n
             bad = sorted(set(values[(values < 0) | (values >= len(names))].tolist()))
             if bad:
                 raise DataError(f"Labels {bad[:10]} are outside the given names {names} (0..{len(names) - 1}).")
-            return values.to_numpy(), names
+            return _every_name_used(values.to_numpy(), names), names
         text = labels.astype(str).str.strip()
         bad = sorted(set(text) - set(names))
         if bad:
             raise DataError(f"Labels {bad[:10]} are not among the given names {names}.")
-        return text.map({n: i for i, n in enumerate(names)}).to_numpy(), names
+        return _every_name_used(text.map({n: i for i, n in enumerate(names)}).to_numpy(), names), names
     if numeric:
         classes = sorted(set(labels.astype(int).tolist()))
         return labels.astype(int).map({c: i for i, c in enumerate(classes)}).to_numpy(), [str(c) for c in classes]
     text = labels.astype(str).str.strip()
     classes = sorted(set(text))
     return text.map({c: i for i, c in enumerate(classes)}).to_numpy(), classes
+
+
+def _every_name_used(codes: np.ndarray, names: list[str]) -> np.ndarray:
+    """A given class name without a single row would train a classifier with an output nothing teaches."""
+    empty = [n for i, n in enumerate(names) if i not in set(codes.tolist())]
+    if empty:
+        raise DataError(f"Class names {empty} have no rows in the file; give one name per class present "
+                        f"({len(names) - len(empty)} here).")
+    return codes
 
 
 def _frame(table: pd.DataFrame, source: DataSource) -> pd.DataFrame:

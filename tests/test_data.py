@@ -164,3 +164,14 @@ def test_words_that_pandas_would_read_as_missing_stay_text(tmp_path):
     table = read_table(path)
     assert table["text"].tolist() == ["None", "null", "fine"] and table["label"].tolist()[:2] == ["NA", "null"]
     assert table["label"].isna().tolist() == [False, False, True]
+
+
+def test_a_class_name_without_rows_is_refused(tmp_path):
+    """`--label-names neg,pos,neutral` on 0/1 labels used to train a 3-class model with an empty class."""
+    from lib.source import DataError, DataSource, read_source
+
+    path = tmp_path / "two.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(30)))
+    with pytest.raises(DataError, match=r"Class names \['neutral'\] have no rows"):
+        read_source(DataSource(str(path), label_names=("neg", "pos", "neutral")))
+    assert read_source(DataSource(str(path), label_names=("neg", "pos")))[1] == ["neg", "pos"]
