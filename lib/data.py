@@ -129,12 +129,26 @@ def grouped_split(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.Data
     return {"train": rest.iloc[train_idx], "validation": rest.iloc[val_idx], "test": df.iloc[test_idx]}
 
 
-def given_split(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
-    """The splits the data names; a missing validation split is carved (stratified, 10%) out of train."""
+def given_split(df: pd.DataFrame, label_names: list[str], seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
+    """The splits the data names, checked like computed ones: train and test non-empty, every class in train (a note
+    for a class that validation or test lacks); a missing validation split is carved (stratified, 10%) out of
+    train, which then needs enough rows for it."""
     parts = {name: df[df["split"] == name] for name in ("train", "validation", "test")}
     for name in ("train", "test"):
         if parts[name].empty:
             raise DataError(f"The given splits have no {name!r} rows; every run needs train and test data.")
+    in_train = set(parts["train"]["label"].tolist())
+    untrained = [label_names[c] for c in sorted(set(df["label"].tolist()) - in_train)]
+    if untrained:
+        raise DataError(f"Classes {untrained} have no rows in the train split: the model could never learn them; "
+                        "give them training rows or drop them.")
+    if parts["validation"].empty and len(parts["train"]) < MIN_ROWS:
+        raise DataError(f"The train split has {len(parts['train'])} rows, too few to set a validation split aside; "
+                        f"give at least {MIN_ROWS} or a validation split of your own.")
+    for name in ("validation", "test"):
+        absent = [label_names[c] for c in sorted(in_train - set(parts[name]["label"].tolist()))]
+        if absent and not parts[name].empty:
+            print(f"note: the {name} split has no rows of {absent}; its scores say nothing about them.")
     if parts["validation"].empty:
         train = parts["train"]
         parts["train"], parts["validation"] = train_test_split(
@@ -185,7 +199,7 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.Datase
     # Exact duplicate texts would land in train *and* test and flatter the score: keep the first.
     df = df.assign(**{c: df[c].astype(str).str.strip() for c in texts}).drop_duplicates(subset=texts, keep="first")
     if "split" in df:
-        parts = given_split(df.reset_index(drop=True))
+        parts = given_split(df.reset_index(drop=True), label_names)
     else:
         _check_sizes(df, label_names)
         split = grouped_split if "group" in df else stratified_split

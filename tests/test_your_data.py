@@ -376,3 +376,16 @@ def test_a_grid_on_another_model_without_data_keeps_its_data_sets():
     other = grid.on(None, "some/folder/my-model")
     assert same.experiment == grid.experiment and same.datasets == grid.datasets
     assert other.experiment == f"{grid.experiment}__my-model" and other.base.model == "some/folder/my-model"
+
+
+@pytest.mark.parametrize("rows, words", [
+    ([("a", "x", "train"), ("b", "y", "validation"), ("c", "x", "test")], "no rows in the train"),  # 3 rows, 1/1/1
+    ([(f"t{i}", "x", "train") for i in range(30)] + [("u", "y", "test"), ("v", "x", "test")], "no rows in the train"),
+    ([(f"t{i}", "xy"[i % 2], "train") for i in range(8)] + [("u", "y", "test"), ("v", "x", "test")], "too few"),
+], ids=["three rows", "a class only in test", "no room for validation"])
+def test_given_splits_are_checked_like_computed_ones(tmp_path, rows, words):
+    """With --split-column the size and class checks used to be skipped: a 3-row file trained and stored a run."""
+    path = tmp_path / "given.csv"
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_csv(path, index=False)
+    with pytest.raises(DataError, match=words):
+        load_data(DataSource(str(path), split_column="split"))
