@@ -35,7 +35,7 @@ from sklearn.metrics import classification_report
 from lib import cli, floors, parallel, plots, stats, store
 from lib.classify import METRICS, train_classifier
 from lib.data import DATA_VERSION, data_label, is_file_name, label_names, load_data
-from lib.models import INITS, fingerprint, load_model, position_limit, save_checkpoint
+from lib.models import INITS, check_model, fingerprint, load_model, position_limit, save_checkpoint
 from lib.profiles import Profile
 from lib.source import DataSource
 from lib.store import Record
@@ -72,8 +72,11 @@ class FinetuneSpec:
     keeps_checkpoint = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data, (str, DataSource)):
+            raise ConfigError(f"data is a shipped name, a file or a DataSource, got {self.data!r}.")
         if isinstance(self.data, str) and is_file_name(self.data):
             self.data = DataSource(self.data)  # default columns text, label
+        check_model(self.model, self.vocab)
         if self.init not in INITS:
             raise ConfigError(f"init={self.init!r}; choose one of {INITS}.")
         if self.train.metric not in METRICS:

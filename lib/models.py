@@ -138,6 +138,31 @@ INITS = ("pretrained", "random")
 """Weights of a named architecture: its pretrained ones, or fresh random ones (a control)."""
 
 
+def check_model(name: str, vocab: str = "news-8k") -> None:
+    """Fail at once, before any data is read or any lock taken, for a model that cannot load: not a name, an
+    unknown vocabulary, a folder without a readable config.json, or a hub name while the hub is unreachable."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelError(f"model is a shipped name {list(PRETRAINED) + list(SCRATCH_SHAPES)}, a folder written by "
+                         f"save_pretrained() or a hub name; got {name!r}.")
+    if vocab not in VOCABS:
+        raise ModelError(f"vocab={vocab!r}; choose one of {VOCABS}.")
+    if name in PRETRAINED or name in SCRATCH_SHAPES:
+        return
+    source = _resolve(name)  # a folder without config.json fails here
+    if isinstance(source, Path):
+        try:
+            json.loads((source / "config.json").read_text())
+        except ValueError as err:
+            raise ModelError(f"{source / 'config.json'} is not valid JSON ({err}); re-save the model with "
+                             "save_pretrained().") from None
+    elif Path(name).expanduser().exists():
+        raise ModelError(f"{name} is a file; name the folder save_pretrained() wrote.")
+    elif not hub_online():
+        raise ModelError(f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is "
+                         f"unreachable (offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a "
+                         "folder written by save_pretrained().")
+
+
 def _resolve(name: str) -> str | Path:
     """A shipped name or a local directory → a path; anything else is a hub id."""
     if name in PRETRAINED:

@@ -176,3 +176,23 @@ def test_a_report_on_an_empty_store_writes_nothing(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
     assert "no runs are stored in the smoke profile" in _one_line_exit_2(report.main, ["--profile", "smoke"], capsys)
     assert not (tmp_path / "results").exists()
+
+
+def test_a_spec_checks_its_model_vocabulary_and_data_when_built(tmp_path, monkeypatch):
+    """Before: accepted, and the run failed only once it trained (after the data was read and a lock taken)."""
+    from lib.finetune import FinetuneSpec
+    from lib.hub import hub_online
+    from lib.models import ModelError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_online.cache_clear()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    cases = [({"model": "bert-base-uncased"}, "offline"), ({"model": str(tmp_path / "empty")}, "no config.json"),
+             ({"model": str(tmp_path / "broken")}, "broken/config.json is not valid JSON"),
+             ({"vocab": "bad"}, "vocab='bad'"), ({"data": 123}, "data is a shipped name")]
+    for fields, words in cases:
+        with pytest.raises((ModelError, ConfigError), match=words):
+            FinetuneSpec(**fields)
+    hub_online.cache_clear()

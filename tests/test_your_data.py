@@ -367,15 +367,20 @@ def test_a_users_training_option_wins_over_the_working_rate(tmp_path):
     assert default.train.lr == ft.WORKING_LR
 
 
-def test_a_grid_on_another_model_without_data_keeps_its_data_sets():
+def test_a_grid_on_another_model_without_data_keeps_its_data_sets(tmp_path):
     """`python -m lib.sweep warmup --model …` without --data used to crash in data_label(None)."""
-    from lib import ablations
+    import shutil
 
+    from lib import ablations
+    from lib.models import minilm_dir
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(minilm_dir(), folder)
     grid = ablations.get("warmup", SMOKE)
     same = grid.on(None, "minilm-l6")
-    other = grid.on(None, "some/folder/my-model")
+    other = grid.on(None, str(folder))
     assert same.experiment == grid.experiment and same.datasets == grid.datasets
-    assert other.experiment == f"{grid.experiment}__my-model" and other.base.model == "some/folder/my-model"
+    assert other.experiment == f"{grid.experiment}__my-model" and other.base.model == str(folder)
 
 
 @pytest.mark.parametrize("rows, words", [
