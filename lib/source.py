@@ -53,6 +53,9 @@ class DataSource:
     encoding: str | None = None  # None: UTF-8, falling back to latin-1 with a note
 
     def __post_init__(self) -> None:
+        for field in ("path", "text_column", "label_column"):
+            if not isinstance(getattr(self, field), str) or not getattr(self, field):
+                raise DataError(f"{field} must name a file or a column, got {getattr(self, field)!r}.")
         if isinstance(self.label_names, str):
             raise DataError(f"label_names is a list of class names, e.g. ('neg', 'pos'), got the string "
                             f"{self.label_names!r}.")
@@ -109,6 +112,9 @@ def _decode(path: Path, encoding: str | None) -> tuple[str, str]:
     raw = path.read_bytes()
     if encoding:
         return raw.decode(encoding), encoding
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"; latin-1 would garble it
+        print(f"note: {path.name} is UTF-16 (it starts with a byte-order mark); read it as such.")
+        return raw.decode("utf-16"), "utf-16"
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:

@@ -295,6 +295,9 @@ def run(
     (failed) run instead of raising. Nothing is stored unless compute returns.
     """
     check_experiment(experiment)
+    if not (hasattr(spec, "identity") and hasattr(spec, "compute")):
+        raise TypeError(f"store.run takes a spec (FinetuneSpec, PretrainSpec, DistillSpec … anything with identity() "
+                        f"and compute()), got {type(spec).__name__}.")
     config = spec.identity()
     rid = run_id(config)
     root = results_dir(profile)

@@ -175,3 +175,13 @@ def test_a_class_name_without_rows_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"Class names \['neutral'\] have no rows"):
         read_source(DataSource(str(path), label_names=("neg", "pos", "neutral")))
     assert read_source(DataSource(str(path), label_names=("neg", "pos")))[1] == ["neg", "pos"]
+
+
+def test_a_utf16_file_reads_as_text_and_bad_columns_are_named(tmp_path):
+    from lib.source import DataError, DataSource, read_table
+
+    path = tmp_path / "excel.txt"
+    path.write_bytes("text\tlabel\nbon film\tpos\n".encode("utf-16"))
+    assert read_table(path).to_dict("records") == [{"text": "bon film", "label": "pos"}]
+    with pytest.raises(DataError, match="text_column must name a file or a column, got None"):
+        DataSource(str(path), text_column=None)

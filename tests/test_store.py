@@ -226,3 +226,9 @@ def test_a_kill_between_the_two_renames_of_a_forced_run_keeps_the_old_record(tmp
     assert len(list(tmp_path.glob(f".*{TMP_MARK}*"))) == 2  # the old record aside, the new one not yet in place
     assert clean_stale_temporaries(tmp_path) == 2
     assert (tmp_path / "run" / "metrics.json").read_text() == "old" and not list(tmp_path.glob(f".*{TMP_MARK}*"))
+
+
+def test_a_dict_is_not_a_spec(results):
+    with pytest.raises(TypeError, match="store.run takes a spec"):
+        store.run("exp", {"lr": 1e-4}, SMOKE)
+    assert not any(results.iterdir())
