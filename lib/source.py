@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import functools
 import hashlib
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ class DataSource:
     encoding: str | None = None  # None: UTF-8, falling back to latin-1 with a note
 
     def __post_init__(self) -> None:
+        if isinstance(self.path, os.PathLike):
+            object.__setattr__(self, "path", os.fspath(self.path))
         for field in ("path", "text_column", "label_column"):
             if not isinstance(getattr(self, field), str) or not getattr(self, field):
                 raise DataError(f"{field} must name a file or a column, got {getattr(self, field)!r}.")
