@@ -144,6 +144,9 @@ def truncation_beside_published(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+NOTEBOOK = {"warmup": "03", "weight_decay": "04", "llrd": "05", "batch_seq": "07"}
+"""Grid name → the notebook that runs it."""
+
 GRIDS: dict[str, Callable[..., Grid]] = {
     "warmup": warmup,
     "weight_decay": weight_decay,

@@ -32,10 +32,10 @@ import pandas as pd
 from lib.cli import Parser
 from lib.device import environment
 from lib.finetune import FinetuneSpec
-from lib.paths import ROOT, results_dir
+from lib.paths import ROOT
 from lib.profiles import Profile
 from lib.source import DataSource
-from lib.store import run_id
+from lib.store import finished_runs, run_id
 from lib.train_config import TrainConfig
 
 CROSS_MACHINE = 3.0
@@ -57,7 +57,7 @@ def spec_from_config(config: dict) -> FinetuneSpec:
 def auditable(profile: Profile) -> list[Path]:
     """Stored fine-tuning runs that rebuild to their own id from a shipped or hub model (not a checkpoint folder)."""
     out = []
-    for folder in sorted((results_dir(profile) / "runs").glob("*/*/metrics.json")):
+    for folder in finished_runs(profile):
         config = json.loads(folder.with_name("config.json").read_text())
         from_checkpoint = Path(str(config.get("model", ""))).parts[:1] == ("checkpoints",)
         if "data" not in config or "train" not in config or "student" in config or from_checkpoint:

@@ -24,11 +24,9 @@ import pandas as pd
 
 from lib import ablations, profiles
 from lib.finetune import lr_label
-from lib.paths import ROOT, results_dir
+from lib.paths import NOTEBOOKS, notebooks, results_dir
 from lib.profiles import Profile
 from lib.store import load_experiment
-
-NOTEBOOKS = ROOT / "notebooks"
 
 NOTEBOOK_EXPERIMENTS = {
     "01_pretrain_mlm_nsp.ipynb": ["pretrain", "minilm_pretrained_vs_random", "pretrain_vs_random"],
@@ -43,12 +41,12 @@ NOTEBOOK_EXPERIMENTS = {
 }
 """The experiments each notebook stores its runs under, in notebook order (for the compute table)."""
 
-GRID_OF = {"03": "warmup", "04": "weight_decay", "05": "llrd", "07": "batch_seq"}
+GRID_OF = {notebook: grid for grid, notebook in ablations.NOTEBOOK.items()}
 
 
 def notebook_file(notebook: str) -> str:
     """"03" → "03_ablation_warmup.ipynb"."""
-    found = sorted(NOTEBOOKS.glob(f"{notebook}_*.ipynb"))
+    found = notebooks(f"{notebook}_*.ipynb")
     if not found:
         raise ValueError(f"No notebook numbered {notebook!r} in {NOTEBOOKS}.")
     return found[0].name
@@ -178,12 +176,11 @@ def notebook_map() -> str:
     """The README's reading order: each notebook, its question and its measured quick time, as Markdown."""
     quick = profiles.get("quick")
     times = notebook_times(quick)
-    lines = ["| notebook | question | quick, measured |", "|---|---|---|"]
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+    lines, paths = ["| notebook | question | quick, measured |", "|---|---|---|"], notebooks()
+    for path in paths:
         seconds = times.get(path.name)
         shown = "–" if seconds is None or pd.isna(seconds) else duration(seconds)
         lines.append(f"| [{path.stem}](notebooks/{path.name}) | {question(path.name)} | {shown} |")
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     total = sum(float(times.get(p.name, 0.0)) for p in paths)
     lines += ["", f"All {len(paths)} from an empty `results/runs/`: **{total / 60:.0f} min** of notebook time, as "
               "`results/notebook_times.csv` last recorded each (replaying the stored runs: minutes)."]

@@ -158,9 +158,13 @@ def check_model(name: str, vocab: str = "news-8k") -> None:
     elif Path(name).expanduser().exists():
         raise ModelError(f"{name} is a file; name the folder save_pretrained() wrote.")
     elif not hub_online():
-        raise ModelError(f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is "
-                         f"unreachable (offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a "
-                         "folder written by save_pretrained().")
+        raise _offline(name)
+
+
+def _offline(name: str) -> ModelError:
+    return ModelError(f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is "
+                      f"unreachable (offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a folder "
+                      "written by save_pretrained().")
 
 
 def _resolve(name: str) -> str | Path:
@@ -228,11 +232,7 @@ def load_model(
 
     source = _resolve(name)
     if isinstance(source, str) and not hub_online():
-        raise ModelError(
-            f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is unreachable "
-            f"(offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} "
-            "or a folder written by save_pretrained()."
-        )
+        raise _offline(name)
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForPreTraining
     kwargs = label_kw if task == "classification" else {}
     try:

@@ -17,6 +17,9 @@ from lib.profiles import Profile
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("WORKBOOK_CACHE_DIR", ROOT / ".cache"))
 CHECKPOINT_DIR = Path(os.environ.get("WORKBOOK_CHECKPOINT_DIR", ROOT / "checkpoints"))
+NOTEBOOKS = ROOT / "notebooks"
+PLAIN = "A-Za-z0-9_.-"
+"""The characters of a plain name (an experiment, a data label): safe as a file name, never a folder."""
 
 
 def portable(path: str | Path) -> Path:
@@ -30,10 +33,20 @@ def located(path: str | Path) -> Path:
     return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
+def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    """The numbered notebooks, in reading order."""
+    return sorted(NOTEBOOKS.glob(pattern))
+
+
+def plain_name(text: str) -> str:
+    """`text` spelled as a plain name: every run of other characters becomes '_' ("my data (v2)" → "my_data_v2")."""
+    return re.sub(f"[^{PLAIN}]+", "_", text).strip("_.") or "data"
+
+
 def check_experiment(name: str) -> str:
     """An experiment's name becomes `results/<name>.csv` and `results/runs/<name>/`: a plain name only (letters,
     digits, '_', '-', '.'), so no run is written outside the results folder or into `runs/` itself."""
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".csv"):
+    if not isinstance(name, str) or not re.fullmatch(f"[A-Za-z0-9][{PLAIN}]*", name) or name.endswith(".csv"):
         raise ValueError(f"An experiment is a plain name (letters, digits, '_', '-', '.'; no folders), e.g. my_run; "
                          f"got {name!r}.")
     return name

@@ -32,7 +32,7 @@ from lib.classify import make_loader, tokenize, train_classifier
 from lib.data import DATA_VERSION, label_names, load_data
 from lib.demos import lr_curves
 from lib.models import load_model
-from lib.optim import OptimConfigError, check_groups, param_groups
+from lib.optim import OptimConfigError, check_groups, param_groups, warmup_steps_for
 from lib.store import Record, Run
 from lib.train_config import TrainConfig
 
@@ -60,8 +60,8 @@ def clip_order_experiment(model: nn.Module, batch: dict, max_norm: float = 1.0) 
 def warmup_zero_schedules(model: nn.Module, total: int, lr: float = 2e-5) -> dict[str, pd.DataFrame]:
     """The head's rate per step under article 1's `num_warmup_steps=0` and under a 10% warmup."""
     shapes = {"article: num_warmup_steps=0": lr_curves(model, total, lr=lr, warmup_steps=0),
-              f"warmup_ratio=0.1 ({max(1, round(0.1 * total))} steps)": lr_curves(model, total, lr=lr,
-                                                                                 warmup_ratio=0.1)}
+              f"warmup_ratio=0.1 ({warmup_steps_for(total, 0.1)} steps)": lr_curves(model, total, lr=lr,
+                                                                                  warmup_ratio=0.1)}
     return {name: curve[curve["group"] == "head"] for name, curve in shapes.items()}
 
 
@@ -198,6 +198,11 @@ def groups_experiment(dsd: datasets.DatasetDict, steps: int) -> tuple[pd.DataFra
     return pd.DataFrame(moved).rename_axis(f"largest |Δ weight| after {steps} steps"), verdicts
 
 
+MLM_KEPT = ["NaN share of -log(raw logit)", "cross-entropy", "gradient share on wrong words (wrong loss)",
+            "gradient share on wrong words (cross-entropy)"]
+"""The measurements of `mlm_loss_experiment` that `results/pitfalls.csv` keeps."""
+
+
 def mlm_loss_experiment(texts: list[str], seed: int = 0) -> dict[str, float]:
     """Article 4's −log(raw logit) against cross-entropy on MiniLM's (new, random) MLM head over masked
     tokens of `texts`: how often it is NaN, and what share of its gradient reaches the wrong words."""
@@ -310,12 +315,10 @@ def measurements(run: Run) -> pd.Series:
     clip, moved, order = (stored_table(run, name) for name in ("clip", "moved", "order"))
     mlm = run.metrics["mlm"]
     shuffle = order["max |Δ logit| when the words are shuffled"]
-    keys = ["NaN share of -log(raw logit)", "cross-entropy", "gradient share on wrong words (wrong loss)",
-            "gradient share on wrong words (cross-entropy)"]
     out = {"1 grad norm seen by clip before backward": clip.iloc[0, 0], "1 grad norm applied (unclipped)":
            clip.iloc[1, 0], "1 grad norm after clipping after backward": clip.iloc[3, 0]}
     out |= {f"2 {recipe}: {part} max change": v for recipe, col in moved.items() for part, v in col.items()}
-    out |= {f"5 {k}": mlm[k] for k in keys}
+    out |= {f"5 {k}": mlm[k] for k in MLM_KEPT}
     out |= {"6 sketch: max logit change on shuffle": shuffle.iloc[0], "6 BERT: max logit change on shuffle":
             shuffle.iloc[1]}
     return pd.Series(out, name="value").rename_axis("measurement")

@@ -19,7 +19,7 @@ from lib.atomic import write_text
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
 from lib.profiles import Profile
-from lib.store import load_experiment
+from lib.store import finished_runs, load_experiment
 
 TITLES = {
     "warmup": "03 · Warmup at an aggressive rate",
@@ -27,7 +27,6 @@ TITLES = {
     "llrd": "05 · Layer-wise learning-rate decay ξ, within each rate",
     "batch_seq": "07 · Batch size (equal epochs, equal updates) and truncation",
 }
-NOTEBOOK = {"warmup": "03", "weight_decay": "04", "llrd": "05", "batch_seq": "07"}
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -72,7 +71,7 @@ def ablation_section(name: str, profile: Profile, table: pd.DataFrame) -> str:
     missing = len(grid.run_ids()) - len(rows)
     if missing:
         lines += [f"*{missing} of {len(grid.run_ids())} runs of this grid are not stored yet.*", ""]
-    return "\n".join(lines + findings_lines(table, NOTEBOOK[name]))
+    return "\n".join(lines + findings_lines(table, ablations.NOTEBOOK[name]))
 
 
 def baseline_section(profile: Profile) -> str:
@@ -132,7 +131,7 @@ def section(notebook: str, profile: Profile, table: pd.DataFrame) -> str | None:
     """One notebook's section of the report: its per-cell tables and findings (None if it has none)."""
     if notebook == "02":
         return "\n".join([baseline_section(profile), *findings_lines(table, "02")])
-    grids = {nb: name for name, nb in NOTEBOOK.items()}
+    grids = {nb: name for name, nb in ablations.NOTEBOOK.items()}
     if notebook in grids:
         return ablation_section(grids[notebook], profile, table)
     return other_section(notebook, OTHER[notebook], profile, table)
@@ -152,7 +151,7 @@ def build(profile: Profile) -> str:
         "detects (MDE, 80% power). *supported* needs Holm p < 0.05; *not detected* means the interval includes 0 — "
         "an effect smaller than the MDE may still be there.",
         "",
-        *(section(nb, profile, table) for nb in ("01", "02", *NOTEBOOK.values(), "08", "09")),  # reading order
+        *(section(nb, profile, table) for nb in ("01", "02", *ablations.NOTEBOOK.values(), "08", "09")),  # in order
         times_section(profile),
     ]
     return "\n".join(p for p in parts if p is not None)
@@ -212,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.splitlines()[0])
     parser.add_profile()
     profile = parser.parse_args(argv).profile
-    if not any((results_dir(profile) / "runs").glob("*/*/metrics.json")):
+    if not finished_runs(profile):
         parser.error(f"no runs are stored in the {profile.name} profile yet ({results_dir(profile)}); run a notebook "
                      "or python -m lib.sweep first")
     print(write(profile))

@@ -22,16 +22,9 @@ import pandas as pd
 
 from lib import report
 from lib.cli import Parser
-from lib.paths import ROOT, results_dir
+from lib.paths import NOTEBOOKS, ROOT, notebooks, results_dir
 from lib.profiles import Profile
-from lib.store import write_table
-
-NOTEBOOKS = ROOT / "notebooks"
-
-
-def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
-    """The numbered notebooks, in order."""
-    return sorted(NOTEBOOKS.glob(pattern))
+from lib.store import finished_runs, write_table
 
 
 def execute(notebook: Path, profile: Profile, out_dir: Path | None = None, parameters: dict | None = None) -> float:
@@ -52,10 +45,6 @@ def execute(notebook: Path, profile: Profile, out_dir: Path | None = None, param
     return time.perf_counter() - start
 
 
-def _finished_runs(profile: Profile) -> set[Path]:
-    return set((results_dir(profile) / "runs").glob("*/*/metrics.json"))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.splitlines()[0])
     parser.add_profile()
@@ -69,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.only not in nb.name:
             continue
         print(f"[{args.profile.name}] {nb.name} ...", flush=True)
-        before = _finished_runs(args.profile)
+        before = set(finished_runs(args.profile))
         seconds = execute(nb, args.profile)
         total += seconds
-        computed = _finished_runs(args.profile) - before
+        computed = set(finished_runs(args.profile)) - before
         print(f"[{args.profile.name}] {nb.name} done in {seconds:.0f} s ({len(computed)} new runs)", flush=True)
         if computed or nb.name not in set(old["notebook"].tolist()):
             times.append({"notebook": nb.name, "profile": args.profile.name, "seconds": round(seconds, 1)})

@@ -19,14 +19,13 @@ import codecs
 import functools
 import hashlib
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lib.paths import located, portable
+from lib.paths import located, plain_name, portable
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "dev": "validation", "test": "test"}
@@ -86,7 +85,7 @@ class DataSource:
     @property
     def label(self) -> str:
         """A short readable name (the file's stem, spelled as a plain name), for tables and experiment names."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.path).stem).strip("_.") or "data"
+        return plain_name(Path(self.path).stem)
 
     def identity(self) -> dict:
         """The description plus the content fingerprint of every file it reads (the run store leaves the
@@ -198,7 +197,8 @@ def _label_codes(labels: pd.Series, names: tuple[str, ...] | None) -> tuple[np.n
 
 def _every_name_used(codes: np.ndarray, names: list[str]) -> np.ndarray:
     """A given class name without a single row would train a classifier with an output nothing teaches."""
-    empty = [n for i, n in enumerate(names) if i not in set(codes.tolist())]
+    present = set(codes.tolist())
+    empty = [n for i, n in enumerate(names) if i not in present]
     if empty:
         raise DataError(f"Class names {empty} have no rows in the file; give one name per class present "
                         f"({len(names) - len(empty)} here).")

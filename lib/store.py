@@ -193,6 +193,11 @@ def _finished(folder: Path) -> bool:
     return (folder / "metrics.json").exists()
 
 
+def finished_runs(profile: Profile) -> list[Path]:
+    """The `metrics.json` of every finished run stored in `profile`, any experiment."""
+    return sorted((results_dir(profile) / "runs").glob("*/*/metrics.json"))
+
+
 def stored_path(experiment: str, config: dict, profile: Profile) -> Path | None:
     """Folder of the finished run for `config` — in `experiment`, else in any other
     experiment of the profile (same config, same computation) — or None."""

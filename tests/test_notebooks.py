@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lib import findings
-from lib.paths import results_dir
-from lib.run_notebooks import execute, notebooks
+from lib.paths import notebooks, results_dir
+from lib.run_notebooks import execute
 
 from .conftest import SMOKE
 

@@ -312,7 +312,8 @@ def test_sweep_cli_on_a_user_csv(tmp_path):
 @pytest.mark.parametrize("kind", ["documents", "messages"])
 def test_notebook_09_on_each_kind(tmp_path, kind, monkeypatch):
     """Notebook 09 with its parameters pointed at a user's file and columns, nothing renamed."""
-    from lib.run_notebooks import NOTEBOOKS, execute
+    from lib.paths import NOTEBOOKS
+    from lib.run_notebooks import execute
 
     monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
     parameters = {
