@@ -167,11 +167,28 @@ def _check_sizes(df: pd.DataFrame, label_names: list[str]) -> None:
                         "and test); drop or merge them, or add examples.")
 
 
-def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.DatasetDict:
+def _conflicting(df: pd.DataFrame, texts: list[str], label_names: list[str]) -> tuple[int, int, str]:
+    """Texts that appear with more than one label: (how many texts, how many rows, one example)."""
+    labels_per_text = df.groupby(texts, sort=False)["label"].transform("nunique")
+    rows = df[labels_per_text > 1]
+    if rows.empty:
+        return 0, 0, ""
+    first = rows.iloc[0]
+    same = rows[(rows[texts] == first[texts]).all(axis=1)]
+    shown = " / ".join(repr(first[c])[:60] for c in texts)
+    classes = sorted({label_names[int(v)] for v in same["label"]})
+    return int(rows.groupby(texts).ngroups), len(rows), f"{shown} as {classes}"
+
+
+def to_dataset_dict(df: pd.DataFrame, label_names: list[str], conflicts: str = "refuse") -> datasets.DatasetDict:
     """Validate a (text, label[, text_pair, group, split]) frame and turn it into split, typed `DatasetDict`.
 
     Splits are stratified 80/10/10 by default, by group when there is a `group`
-    column, or as given by a `split` column.
+    column, or as given by a `split` column. Exact duplicate texts keep their
+    first row. A text given two different labels is ambiguous: `conflicts="refuse"`
+    (a user's file, which its owner can fix) is one error with the count and an
+    example; `"keep_first"` (the shipped and hub sets, whose splits are pinned by
+    `DATA_VERSION`) keeps the first label and prints a note with the count.
     """
     if df.empty:
         raise DataError("The data set is empty: there is no row to train on.")
@@ -197,7 +214,15 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str]) -> datasets.Datase
         {c: datasets.Value("string") for c in texts} | {"label": datasets.ClassLabel(names=label_names)}
     )
     # Exact duplicate texts would land in train *and* test and flatter the score: keep the first.
-    df = df.assign(**{c: df[c].astype(str).str.strip() for c in texts}).drop_duplicates(subset=texts, keep="first")
+    df = df.assign(**{c: df[c].astype(str).str.strip() for c in texts})
+    n_texts, n_rows, example = _conflicting(df, texts, label_names)
+    if n_texts and conflicts == "refuse":
+        raise DataError(f"{n_texts} text(s) appear with different labels ({n_rows} rows), e.g. {example}: a text "
+                        "needs one label; give each its right label or drop those rows from the file.")
+    if n_texts:
+        print(f"note: {n_texts} text(s) appear with different labels ({n_rows} rows), e.g. {example}; "
+              "each keeps its first label.")
+    df = df.drop_duplicates(subset=texts, keep="first")
     if "split" in df:
         parts = given_split(df.reset_index(drop=True), label_names)
     else:
@@ -222,7 +247,7 @@ def _movie_snippets() -> datasets.DatasetDict:
     df = pd.DataFrame(
         {"text": raw["text"].astype(str).str.strip().tolist(), "label": (raw["sentiment"] > 0).astype(int).tolist()}
     )
-    return to_dataset_dict(df, ["negative", "positive"])
+    return to_dataset_dict(df, ["negative", "positive"], conflicts="keep_first")
 
 
 def _trec(fine: bool) -> datasets.DatasetDict:
@@ -232,7 +257,7 @@ def _trec(fine: bool) -> datasets.DatasetDict:
     keys = list(tags) if fine else [t.split(":")[0] for t in tags]
     names = sorted(set(keys))
     df = pd.DataFrame({"text": [t.strip() for t in texts], "label": [names.index(k) for k in keys]})
-    return to_dataset_dict(df, names)
+    return to_dataset_dict(df, names, conflicts="keep_first")  # trec50: one question has two fine labels
 
 
 def _csv(source: DataSource) -> datasets.DatasetDict:
@@ -260,7 +285,8 @@ def _hub(name: str) -> datasets.DatasetDict:
         raise DataError(f"{name!r} has no single text column and `label`; convert it to a CSV first.")
     train = raw["train"].rename_column(text_col, "text") if text_col != "text" else raw["train"]
     names = train.features["label"].names
-    return to_dataset_dict(pd.DataFrame({"text": list(train["text"]), "label": list(train["label"])}), names)
+    frame = pd.DataFrame({"text": list(train["text"]), "label": list(train["label"])})
+    return to_dataset_dict(frame, names, conflicts="keep_first")
 
 
 LOADERS: dict[str, Callable[[], datasets.DatasetDict]] = {

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import sys
@@ -269,7 +270,7 @@ def build_parser() -> cli.Parser:
         if f.name in NOT_OPTIONS:
             continue
         annotation = str(f.type)
-        train.add_argument(f"--{f.name.replace('_', '-')}", dest=f"train_{f.name}", default=None,
+        train.add_argument(f"--{f.name.replace('_', '-')}", dest=f"train_{f.name}", default=argparse.SUPPRESS,
                            type=_value(_kind(annotation), "None" in annotation),
                            help=f"default {f.default!r}" if f.default is not dataclasses.MISSING else None)
     return parser
@@ -284,7 +285,7 @@ def spec_from_args(parser: cli.Parser, args) -> tuple[FinetuneSpec, list[int]]:
     sizes = {k: getattr(args, k) for k in ("max_train_examples", "max_eval_examples")
              if getattr(args, k) is not PROFILES_OWN}  # given: a number, or None for every row
     overrides = {"data": source, "model": args.model, "lr": WORKING_LR} | sizes | {
-        k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
+        k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_")}  # given only: 'none' is None
     try:
         run_seeds = args.seeds or args.profile.seeds
         spec = baseline_spec(args.profile).with_overrides(**overrides)

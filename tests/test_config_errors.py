@@ -3,15 +3,11 @@ the fix, and nothing written under results/."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from lib import finetune
 from lib.device import DeviceError
 from lib.grid import Grid
-from lib.paths import ROOT
 from lib.pretraining import PretrainSpec
 from lib.train_config import ConfigError, TrainConfig
 
@@ -82,76 +78,6 @@ def test_pretraining_metric_and_masking_rate():
         PretrainSpec(mlm_probability=1.5)
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["warmup", "--profile", "smok"],
-        ["--list", "--profile", "smok"],
-        ["dropout"],
-        ["warmup", "--shard", "3/2"],
-        ["warmup", "--lr", "1e-4"],
-    ],
-)
-def test_sweep_cli_errors_are_one_line_with_status_2(args, results):
-    out = subprocess.run([sys.executable, "-m", "lib.sweep", *args], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert "Traceback" not in out.stderr and not any(results.iterdir())
-
-
-def test_report_cli_error_is_one_line():
-    out = subprocess.run(
-        [sys.executable, "-m", "lib.report", "--profile", "fast"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "fast" in out.stderr
-
-
-def _one_line_exit_2(main, argv, capsys) -> str:
-    """An in-process command line: exit status 2 and one stderr line, no traceback."""
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err
-
-
-def _reviews(tmp_path) -> str:
-    path = tmp_path / "reviews.csv"
-    rows = "".join(f"review {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(40))
-    path.write_text("text,label\n" + rows)
-    return str(path)
-
-
-CLI_BAD = [  # (arguments after --data FILE, words of the one line)
-    (["--seeds", "abc"], ["--seeds takes whole numbers"]),
-    (["--seeds", "-1"], ["--seeds must lie in 0..4294967295"]),
-    (["--seeds", "4294967296"], ["--seeds must lie in 0..4294967295"]),
-    (["--seeds", "0,0"], ["names a seed twice"]),
-    (["--experiment", "../escape"], ["plain name"]),
-    (["--experiment", ""], ["plain name"]),
-    (["--epochs", "inf"], ["epochs must be a finite number"]),
-    (["--weight-decay", "inf"], ["weight_decay must be a finite number"]),
-    (["--encoding", "nope"], ["Unknown encoding 'nope'"]),
-]
-
-
-@pytest.mark.parametrize("extra, words", CLI_BAD, ids=[" ".join(c[0]) or "empty" for c in CLI_BAD])
-def test_finetune_cli_refuses_bad_options_in_one_line_before_anything_is_written(extra, words, tmp_path, monkeypatch,
-                                                                                  capsys):
-    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
-    err = _one_line_exit_2(finetune.main, ["--data", _reviews(tmp_path), "--profile", "smoke", *extra], capsys)
-    assert all(w in err for w in words), err
-    assert not (tmp_path / "results").exists()
-
-
-def test_a_size_given_as_none_means_every_row(tmp_path):
-    parser = finetune.build_parser()
-    args = parser.parse_args(["--data", _reviews(tmp_path), "--profile", "smoke", "--max-train-examples", "none"])
-    spec, _ = finetune.spec_from_args(parser, args)
-    profiles_own, _ = finetune.spec_from_args(parser, parser.parse_args(["--data", str(tmp_path / "reviews.csv"),
-                                                                         "--profile", "smoke"]))
-    assert spec.max_train_examples is None and profiles_own.max_train_examples == SMOKE.finetune.max_train_examples
-
-
 def test_the_store_refuses_an_experiment_that_is_not_a_plain_name(results):
     from lib import store
 
@@ -161,21 +87,6 @@ def test_the_store_refuses_an_experiment_that_is_not_a_plain_name(results):
         with pytest.raises(ValueError, match="plain name"):
             store.run(name, FakeSpec(), SMOKE)
     assert not any(results.iterdir())
-
-
-def test_audit_sample_must_be_positive(capsys):
-    from lib import audit
-
-    for n in ("0", "-1", "x"):
-        assert "--sample takes a whole number ≥ 1" in _one_line_exit_2(audit.main, ["--sample", n], capsys)
-
-
-def test_a_report_on_an_empty_store_writes_nothing(tmp_path, monkeypatch, capsys):
-    from lib import report
-
-    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path / "results"))
-    assert "no runs are stored in the smoke profile" in _one_line_exit_2(report.main, ["--profile", "smoke"], capsys)
-    assert not (tmp_path / "results").exists()
 
 
 def test_a_spec_checks_its_model_vocabulary_and_data_when_built(tmp_path, monkeypatch):

@@ -185,3 +185,17 @@ def test_a_utf16_file_reads_as_text_and_bad_columns_are_named(tmp_path):
     assert read_table(path).to_dict("records") == [{"text": "bon film", "label": "pos"}]
     with pytest.raises(DataError, match="text_column must name a file or a column, got None"):
         DataSource(str(path), text_column=None)
+
+
+def test_a_text_given_two_labels_is_refused_with_a_count(tmp_path):
+    """Before: kept by its first label without a word (200 rows became 100)."""
+    frame = pd.DataFrame({"text": [f"text {i % 100}" for i in range(200)],
+                          "label": ["a"] * 100 + ["a"] * 40 + ["b"] * 60})
+    with pytest.raises(data.DataError, match=r"60 text\(s\) appear with different labels \(120 rows\), e.g. "
+                                             r"'text 40' as \['a', 'b'\].*drop those rows"):
+        data.load_data(_csv(tmp_path, frame))
+
+
+def test_a_shipped_set_keeps_the_first_label_of_a_conflict_and_says_so(capsys):
+    assert data.label_names(data.load_data("trec50"))  # splits pinned by DATA_VERSION: unchanged
+    assert "1 text(s) appear with different labels (2 rows)" in capsys.readouterr().out

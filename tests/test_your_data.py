@@ -275,19 +275,6 @@ def test_finetune_cli_on_each_kind(tmp_path, kind):
     assert len(list((tmp_path / "results" / "runs").glob("finetune__*/*/predictions.csv.gz"))) == 1
 
 
-def test_finetune_cli_bad_arguments_fail_in_one_line_before_training(tmp_path):
-    path = write_reviews(tmp_path / "reviews.csv")
-    for args in (
-        ["--data", path],
-        ["--data", path, "--label-column", "category", "--lr", "fast"],
-        ["--data", path, "--label-column", "category", "--xi", "2"],
-        ["--data", str(tmp_path / "nope.csv")],
-    ):
-        out = _cli("lib.finetune", *args, "--profile", "smoke", results=tmp_path / "results")
-        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
-    assert not (tmp_path / "results" / "runs").exists()
-
-
 def test_sweep_cli_on_a_user_csv(tmp_path):
     path = write_reviews(tmp_path / "reviews.csv")
     out = _cli(
