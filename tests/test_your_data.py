@@ -258,6 +258,8 @@ def test_finetune_cli_on_each_kind(tmp_path, kind):
             "category",
             "--group-column",
             "movie_name",
+            "--lr",
+            "3e-5",  # the option that used to fail for every value
         ],
         "messages": [
             "--data",
@@ -364,6 +366,9 @@ def test_a_grid_on_another_model_without_data_keeps_its_data_sets(tmp_path):
 
     folder = tmp_path / "my-model"
     shutil.copytree(minilm_dir(), folder)
+    out = _cli("lib.sweep", "warmup", "--model", "minilm-l6", "--profile", "smoke", "--seeds", "0",
+               results=tmp_path / "results")
+    assert out.returncode == 0 and "warmup 0.1 vs" in out.stdout, out.stderr[-2000:]
     grid = ablations.get("warmup", SMOKE)
     same = grid.on(None, "minilm-l6")
     other = grid.on(None, str(folder))
