@@ -37,6 +37,27 @@ METRICS = ("accuracy", "macro_f1", "loss")
 """What `evaluate` reports on the validation split: `TrainConfig.metric` must be one of them."""
 
 
+def encoder(tokenizer: PreTrainedTokenizerBase, max_length: int, truncation: str = "head") -> Callable[[dict], dict]:
+    """batch {"text": [...], ["text_pair": [...]]} → token ids, cut as `tokenize` says (training and `lib.predict`
+    must cut a long text the same way)."""
+    if truncation not in TRUNCATIONS:
+        raise ConfigError(f"Unknown truncation {truncation!r}; choose one of {TRUNCATIONS}.")
+
+    def encode(batch: dict) -> dict:
+        if "text_pair" in batch:  # sentence pairs: trim the longer text first (truncation="head" only)
+            return tokenizer(batch["text"], batch["text_pair"], truncation="longest_first", max_length=max_length)
+        if truncation == "head":
+            return tokenizer(batch["text"], truncation=True, max_length=max_length)
+        enc = tokenizer(batch["text"], truncation=False)
+        budget = max_length - 2  # room left beside [CLS] and [SEP]
+        head = budget // 4 if truncation == "head+tail" else 0
+        for k in list(enc.keys()):
+            enc[k] = [v if len(v) <= max_length else v[: 1 + head] + v[len(v) - 1 - (budget - head) :] for v in enc[k]]
+        return enc
+
+    return encode
+
+
 def tokenize(
     dsd: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, truncation: str = "head"
 ) -> datasets.DatasetDict:
@@ -51,25 +72,11 @@ def tokenize(
     tokenizer for its cache key costs about 1 s per split, more than the
     tokenisation itself, and these in-memory splits are never cached anyway.
     """
-    if truncation not in TRUNCATIONS:
-        raise ConfigError(f"Unknown truncation {truncation!r}; choose one of {TRUNCATIONS}.")
     if truncation != "head" and "text_pair" in dsd["train"].column_names:
         raise ConfigError(f"truncation={truncation!r} is for single texts; sentence pairs use 'head' (longest first).")
     datasets.disable_progress_bars()  # a second of work; the training bar is the one to watch
     key = f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{truncation}"
-
-    def encode(batch: dict) -> dict:
-        if "text_pair" in batch:  # sentence pairs: trim the longer text first (truncation="head" only)
-            return tokenizer(batch["text"], batch["text_pair"], truncation="longest_first", max_length=max_length)
-        if truncation == "head":
-            return tokenizer(batch["text"], truncation=True, max_length=max_length)
-        enc = tokenizer(batch["text"], truncation=False)
-        budget = max_length - 2  # room left beside [CLS] and [SEP]
-        head = budget // 4 if truncation == "head+tail" else 0
-        for k in list(enc.keys()):
-            enc[k] = [v if len(v) <= max_length else v[: 1 + head] + v[len(v) - 1 - (budget - head) :] for v in enc[k]]
-        return enc
-
+    encode = encoder(tokenizer, max_length, truncation)
     out = {}
     for split, ds in dsd.items():
         fingerprint = hashlib.sha1(f"{ds._fingerprint}|{key}".encode()).hexdigest()[:16]

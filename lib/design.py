@@ -25,7 +25,7 @@ import pandas as pd
 from lib import ablations, profiles
 from lib.finetune import lr_label
 from lib.paths import NOTEBOOKS, notebooks, results_dir
-from lib.profiles import Profile
+from lib.profiles import FinetuneBudget, Profile
 from lib.store import load_experiment
 
 NOTEBOOK_EXPERIMENTS = {
@@ -107,8 +107,8 @@ def duration(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------ design
-def _sizes(p: Profile) -> dict:
-    b = p.finetune
+def _sizes(p: Profile, b: FinetuneBudget | None = None) -> dict:
+    b = b or p.finetune
     n = b.max_train_examples
     updates = f"{math.ceil(n / b.batch_size) * b.epochs:g}" if n else f"all data × {b.epochs:g} epochs"
     return {"training sentences": f"{n:,}" if n else "all", "validation": _n(b.max_eval_examples),
@@ -146,8 +146,8 @@ def _row(notebook: str, p: Profile) -> dict:
         return {"training sentences": _n(p.distill_examples), "teacher epochs": f"{p.distill_teacher_epochs:g}",
                 "student epochs": f"{p.distill_student_epochs:g}", "α": ", ".join(f"{a:g}" for a in p.distill_alphas),
                 "seeds per α": len(p.grids.failure_seeds), "latency sentences": p.latency_sentences}
-    if notebook == "09":
-        return {**_sizes(p), "seeds": len(p.seeds)}
+    if notebook == "09":  # your data: every row (Profile.own_data)
+        return {**_sizes(p, p.own_data), "seeds": len(p.seeds)}
     return {}
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import math
 import sys
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,9 +36,10 @@ from sklearn.metrics import classification_report
 
 from lib import cli, floors, parallel, plots, stats, store
 from lib.classify import METRICS, train_classifier
-from lib.data import DATA_VERSION, data_label, is_file_name, label_names, load_data
+from lib.data import DATA_VERSION, LOADERS, data_label, is_file_name, label_names, load_data
 from lib.models import INITS, check_model, fingerprint, load_model, position_limit, save_checkpoint
-from lib.profiles import Profile
+from lib.predict import save_classifier
+from lib.profiles import FinetuneBudget, Profile
 from lib.source import DataSource
 from lib.store import Record
 from lib.train_config import ConfigError, TrainConfig, check_warmup, num_update_steps
@@ -144,20 +146,50 @@ class FinetuneSpec:
         return Record(metrics, result.history, result.predictions, lambda path: save_checkpoint(model, tokenizer, path))
 
 
+def is_own_data(data: str | DataSource) -> bool:
+    """A user's file or a hub data set, as opposed to a data set the workbook ships and experiments on."""
+    return isinstance(data, DataSource) or data not in LOADERS
+
+
+def budget(profile: Profile, data: str | DataSource) -> FinetuneBudget:
+    """How much of `data` a run uses: the profile's experiment budget for a shipped data set, every row for
+    yours (`Profile.own_data`: a user's data is not a profile's toy; smoke, the tests', subsamples it)."""
+    return profile.own_data if is_own_data(data) else profile.finetune
+
+
+def budget_sizes(profile: Profile, data: str | DataSource) -> dict[str, int | None]:
+    """`budget`'s subsample sizes as spec overrides: a grid moved onto your data takes every row too (its epochs
+    and batch are the experiment's: `own_data` differs from `finetune` only in its sizes)."""
+    b = budget(profile, data)
+    return {"max_train_examples": b.max_train_examples, "max_eval_examples": b.max_eval_examples,
+            "max_test_examples": b.max_test_examples}
+
+
+def describe_budget(profile: Profile, spec: FinetuneSpec) -> str:
+    """One line saying which budget ran, so a subsample is never a surprise."""
+    sizes = {"train": spec.max_train_examples, "validation": spec.max_eval_examples, "test": spec.max_test_examples}
+    cut = ", ".join(f"{k} ≤ {n:,}" for k, n in sizes.items() if n is not None)
+    t = spec.train
+    rows = f"a subsample ({cut})" if cut else "every row of each split"
+    whose = "for your data" if is_own_data(spec.data) else "for the workbook's experiments"
+    return (f"budget: {rows}, {t.epochs:g} epoch(s), batch {t.batch_size}, the best validation {t.metric} kept "
+            f"(the {profile.name} profile's budget {whose}; --max-train-examples N subsamples, 'none' takes all)")
+
+
+def header(spec: FinetuneSpec, dsd: DatasetDict, profile: Profile) -> str:
+    """What a run on `dsd` is about to do: split sizes, classes, model, and which budget (`describe_budget`)."""
+    sizes = ", ".join(f"{k} {len(v):,}" for k, v in dsd.items())
+    return (f"{data_label(spec.data)}: {sizes}; classes {label_names(dsd)}; model {spec.model}\n"
+            + describe_budget(profile, spec))
+
+
 def baseline_spec(profile: Profile, data: str | DataSource = "movie_snippets", device: str = "auto") -> FinetuneSpec:
-    """The baseline fine-tuning run of `profile`: MiniLM-L6, `TrainConfig` defaults
-    (the recipe) except the profile's budget (examples, epochs, batch)."""
-    b = profile.finetune
+    """The baseline fine-tuning run of `profile` on `data`: MiniLM-L6, `TrainConfig` defaults
+    (the recipe) except the budget (examples, epochs, batch; `budget`)."""
+    b = budget(profile, data)
     train = TrainConfig(epochs=b.epochs, batch_size=b.batch_size, eval_batch_size=b.eval_batch_size, device=device,
                         progress=profile.progress)
-    return FinetuneSpec(
-        data=data,
-        model="minilm-l6",
-        train=train,
-        max_train_examples=b.max_train_examples,
-        max_eval_examples=b.max_eval_examples,
-        max_test_examples=b.max_test_examples,
-    )
+    return FinetuneSpec(data=data, model="minilm-l6", train=train, **budget_sizes(profile, data))
 
 
 # ------------------------------------------------------- what runs report
@@ -224,6 +256,67 @@ def mistakes(run: store.Run, n: int = 8) -> tuple[int, pd.DataFrame]:
     return len(wrong), wrong.head(n).reset_index(drop=True)
 
 
+# ---------------------------------------------------------- a model to keep
+def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run], floor: dict, sizes: dict[str, int],
+               folder: str | Path, profile: Profile) -> tuple[Path, store.Run]:
+    """Keep one seed's classifier in `folder`: the seed with the best validation score (validation chooses, so the
+    test score of the kept model is not selected on), with its class names, its cut, and a model card.
+
+    Runs keep no weights by default; the store retrains the chosen seed for its weights (one more run, the same
+    numbers on the same machine; it says so if the retrained record differs)."""
+    metric = specs[0].train.metric
+    lower = metric.endswith("loss")
+    score = [r.metrics[f"best_val_{metric}"] for r in runs]
+    best = min(range(len(runs)), key=lambda i: (score[i] if lower else -score[i], i))
+    kept = store.run(experiment, specs[best], profile, keep_checkpoint=True)
+    spec, t = specs[best], specs[best].train
+    meta = {"label_names": kept.metrics["label_names"], "max_length": t.max_length, "truncation": t.truncation,
+            "run_id": kept.run_id, "experiment": experiment, "seed": t.seed, "model": spec.model,
+            "data": spec.identity()["data"], "test_accuracy": kept.metrics["test_accuracy"]}
+    acc = np.array([r.metrics["test_accuracy"] for r in runs]) * 100
+    f1 = np.array([r.metrics["test_macro_f1"] for r in runs]) * 100
+    spread = lambda x: f"{x.mean():.1f} ± {x.std(ddof=1):.1f}" if len(x) > 1 else f"{x[0]:.1f} (one seed)"  # noqa: E731
+    data = spec.data.path if isinstance(spec.data, DataSource) else spec.data
+    fingerprint = ", ".join(spec.identity()["data"].get("fingerprint", [])) if isinstance(spec.data, DataSource) \
+        else f"shipped data set, version {spec.data_version}"
+    card = "\n".join([
+        f"# {data_label(spec.data)}: a text classifier fine-tuned from {spec.model}",
+        "",
+        f"Made with the BERT workbook (`python -m lib.finetune`, run `{kept.run_id}` in `results/runs/{experiment}/`)."
+        f" Classes: {', '.join(meta['label_names'])}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| data | `{data}` (sha256 {fingerprint}…); train {sizes['train']:,} / validation "
+        f"{sizes['validation']:,} / test {sizes['test']:,} |",
+        f"| recipe | AdamW lr {lr_label(t.lr)}, weight decay {t.weight_decay:g}, warmup {t.warmup_ratio:g} of the run, "
+        f"{t.epochs:g} epoch(s), batch {t.batch_size}, max_length {t.max_length} ({t.truncation}), "
+        f"best validation {metric} kept |",
+        f"| this model | seed {t.seed}: the best validation {metric} of {len(runs)} seed(s) "
+        f"({100 * score[best]:.1f}%); test accuracy {100 * kept.metrics['test_accuracy']:.1f}% |",
+        f"| over the {len(runs)} seed(s) | test accuracy {spread(acc)}%, macro-F1 {spread(f1)}% (mean ± std) |",
+        f"| TF-IDF + logistic regression floor | test accuracy {100 * floor['test_accuracy']:.1f}%, macro-F1 "
+        f"{100 * floor['test_macro_f1']:.1f}% on the same split |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        f'classifier = pipeline("text-classification", model="{Path(folder).as_posix()}")',
+        'classifier("a text to label")',
+        "```",
+        "",
+        f'or `python -m lib.predict {Path(folder).as_posix()} "a text to label"`, which also cuts texts longer '
+        f"than {t.max_length} tokens the way training did ({t.truncation}).",
+        "",
+        "## Limits",
+        "",
+        f"The test score comes from {sizes['test']:,} examples of the same file; text from elsewhere may score lower.",
+        "",
+    ])
+    return save_classifier(kept.checkpoint, folder, meta, card), kept
+
+
 # ------------------------------------------------------------- the command
 NOT_OPTIONS = ("seed", "progress", "bf16")  # --seeds covers the seed; progress and precision follow the machine
 PROFILES_OWN = object()  # a size option not given: the profile's budget (given as 'none': every row)
@@ -261,10 +354,12 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--experiment", type=cli.experiment_name,
                         help="where runs are stored (default: finetune__<file name>)")
     parser.add_argument("--max-train-examples", type=_value(int, True), default=PROFILES_OWN,
-                        help="subsample train; 'none': every row (default: the profile's)")
+                        help="subsample train (default: every row; the smoke profile's subsample in smoke)")
     parser.add_argument("--max-eval-examples", type=_value(int, True), default=PROFILES_OWN,
-                        help="subsample validation; 'none': every row (default: the profile's)")
+                        help="subsample validation (default: every row; the smoke profile's subsample in smoke)")
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")
+    parser.add_argument("--save-model", metavar="DIR", help="keep the seed with the best validation score as a "
+                        "save_pretrained folder with a model card (python -m lib.predict DIR 'text')")
     train = parser.add_argument_group("training (any TrainConfig field)")
     for f in dataclasses.fields(TrainConfig):
         if f.name in NOT_OPTIONS:
@@ -288,7 +383,7 @@ def spec_from_args(parser: cli.Parser, args) -> tuple[FinetuneSpec, list[int]]:
         k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_")}  # given only: 'none' is None
     try:
         run_seeds = args.seeds or args.profile.seeds
-        spec = baseline_spec(args.profile).with_overrides(**overrides)
+        spec = baseline_spec(args.profile, source).with_overrides(**overrides)
         spec.dataset()  # reads and splits the file: bad data fails here
     except ValueError as err:
         parser.error(str(err))
@@ -319,11 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     dsd = spec.dataset()
     main_process = parallel.is_main()  # under `accelerate launch`, every process trains; one reports
     if main_process:
-        print(f"{data_label(spec.data)}: " + ", ".join(f"{k} {len(v):,}" for k, v in dsd.items())
-              + f"; classes {dsd['train'].features['label'].names}; model {spec.model}", flush=True)
-    runs = [store.run(experiment, s, args.profile, args.force) for s in spec.seeds(seeds)]
+        print(header(spec, dsd, args.profile), flush=True)
+    specs = spec.seeds(seeds)
+    runs = [store.run(experiment, s, args.profile, args.force) for s in specs]
+    floor = floors.tfidf_logreg(dsd)
     if main_process:
-        print(report(runs, floors.tfidf_logreg(dsd), experiment, data_label(spec.data), args.profile))
+        print(report(runs, floor, experiment, data_label(spec.data), args.profile))
+    if args.save_model:
+        folder, kept = save_model(experiment, specs, runs, floor, {k: len(v) for k, v in dsd.items()},
+                                  args.save_model, args.profile)
+        if main_process:
+            print(f"saved seed {kept.config['train']['seed']} (best validation {spec.train.metric}) to {folder}: "
+                  f"python -m lib.predict {folder} \"some text\"")
     return 0
 
 

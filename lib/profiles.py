@@ -5,6 +5,9 @@
   few-sample regime (256 training sentences, 128 validation and 512 test
   sentences), with the seeds each hypothesis needs: 5 per cell compared by
   accuracy, 10 per cell compared by failure rate.
+* a user's own data (a file, a hub data set) is not a profile's toy: in quick
+  and full it trains on every row of its splits (`own_data`); only smoke, the
+  tests' profile, subsamples it.
 * full — paper-scale settings: all data, both data sets, 10 / 20 seeds per
   ablation cell, wider grids, long pretraining (GPU recommended).
 
@@ -80,7 +83,8 @@ class Profile:
     """One profile's settings. Read with `get(name)`."""
 
     name: str
-    finetune: FinetuneBudget
+    finetune: FinetuneBudget  # the workbook's own experiments (a few-sample budget in quick)
+    own_data: FinetuneBudget  # a user's file or hub data set: `finetune` on every row (smoke: the tests' subsample)
     seeds: list[int]
     datasets: list[str]
     grids: Grids
@@ -100,6 +104,7 @@ _PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         finetune=FinetuneBudget(48, 32, 64, epochs=1, batch_size=16),
+        own_data=FinetuneBudget(48, 32, 64, epochs=1, batch_size=16),  # the tests: seconds, whatever the file
         seeds=[0],
         datasets=["movie_snippets"],
         grids=Grids(
@@ -131,6 +136,7 @@ _PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         finetune=FinetuneBudget(256, 128, 512, epochs=2, batch_size=8, eval_batch_size=32),
+        own_data=FinetuneBudget(None, None, None, epochs=2, batch_size=8, eval_batch_size=32),
         seeds=[0, 1, 2],
         datasets=["movie_snippets"],
         grids=Grids(
@@ -161,6 +167,7 @@ _PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full",
         finetune=FinetuneBudget(None, None, None, epochs=3, batch_size=32),
+        own_data=FinetuneBudget(None, None, None, epochs=3, batch_size=32),
         seeds=[0, 1, 2, 3, 4],
         datasets=["movie_snippets", "trec6"],
         grids=Grids(

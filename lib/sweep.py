@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lib import ablations, parallel, stats, store
+from lib import ablations, finetune, parallel, stats, store
 from lib.cli import Parser, seeds
 from lib.data import data_label
 from lib.grid import Grid
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             grid = ablations.get(args.ablation, args.profile)
             grid = grid.subset([v.strip() for v in args.variants.split(",")]) if args.variants else grid
             custom = source or args.model or args.seeds
-            grids = [grid.on(source, args.model, args.seeds) if custom else grid]
+            sizes = finetune.budget_sizes(args.profile, source) if source else {}  # your data: every row
+            grids = [grid.on(source, args.model, args.seeds, **sizes) if custom else grid]
             if source:
                 grids[0].base.with_overrides(data=source).dataset()  # a bad file fails here, before training
     except ValueError as err:
