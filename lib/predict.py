@@ -44,10 +44,20 @@ class PredictError(ValueError):
 
 
 # ------------------------------------------------------------------ writing
+def check_target(folder: str | Path) -> Path:
+    """Where a classifier may be saved: a new folder, or one this module saved before (which it replaces).
+    Anything else (`.`, a data folder, a file) is refused: saving replaces the folder whole."""
+    path = Path(folder)
+    if path.exists() and not (path.is_dir() and (path / META).is_file()):
+        raise PredictError(f"{folder} exists and is not a classifier saved by the workbook (no {META}); saving "
+                           "replaces the folder whole, so name a new one, e.g. models/my-classifier.")
+    return path
+
+
 def save_classifier(checkpoint: Path, folder: str | Path, meta: dict, card: str) -> Path:
     """Copy a kept run's weights and tokenizer into `folder` (atomically: a half-copied folder never appears)
     with `workbook.json` and the model card. `meta` needs label_names, max_length and truncation."""
-    folder = Path(folder)
+    folder = check_target(folder)
     with atomic_path(folder) as tmp:
         shutil.copytree(located(checkpoint), tmp, ignore=shutil.ignore_patterns(WRITER_FILE, "*.lock"))
         (tmp / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")

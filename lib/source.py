@@ -30,6 +30,15 @@ from lib.paths import located, plain_name, portable
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "dev": "validation", "test": "test"}
 DELIMITERS = (",", ";", "\t", "|")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet")
+"""What a file of your own may be: delimited text, JSON Lines (what `datasets` exports), Parquet."""
+SAVED_DATASET = "dataset_dict.json"
+"""The file `DatasetDict.save_to_disk` writes in its folder: such a folder is data with its own splits."""
+
+
+def is_saved_dataset(path: str | Path) -> bool:
+    """A folder written by `datasets.DatasetDict.save_to_disk` (a hub data set kept offline, its splits intact)."""
+    return (located(str(path)) / SAVED_DATASET).is_file()
 
 
 class DataError(ValueError):
@@ -67,9 +76,10 @@ class DataSource:
             if getattr(self, field) is not None:
                 object.__setattr__(self, field, str(portable(getattr(self, field))))
         for path in self.files():
-            if located(path).is_dir():
-                raise DataError(f"{path} is a folder; name the labelled file inside it.")
-            if not located(path).is_file():
+            if located(path).is_dir() and not (path == self.path and is_saved_dataset(path)):
+                raise DataError(f"{path} is a folder; name the labelled file inside it (or a folder written by "
+                                "DatasetDict.save_to_disk).")
+            if not located(path).exists():
                 raise DataError(f"No such file: {path}.")
         if self.encoding is not None:
             try:
@@ -78,6 +88,8 @@ class DataSource:
                 raise DataError(f"Unknown encoding {self.encoding!r}; e.g. utf-8, latin-1, utf-16, cp1252.") from None
         if self.split_column and (self.validation_path or self.test_path):
             raise DataError("Give the splits either as a split column or as separate files, not both.")
+        if is_saved_dataset(self.path) and (self.split_column or self.validation_path or self.test_path):
+            raise DataError(f"{self.path} is a saved DatasetDict: it brings its own splits; drop the split options.")
 
     def files(self) -> list[str]:
         return [p for p in (self.path, self.validation_path, self.test_path) if p]
@@ -90,7 +102,13 @@ class DataSource:
     def identity(self) -> dict:
         """The description plus the content fingerprint of every file it reads (the run store leaves the
         paths out of the run id: where a file lives does not change what a run computes, its content does)."""
-        return asdict(self) | {"fingerprint": [file_fingerprint(located(p)) for p in self.files()]}
+        return asdict(self) | {"fingerprint": [file_fingerprint(f) for p in self.files() for f in _content(p)]}
+
+
+def _content(path: str) -> list[Path]:
+    """The files whose bytes a path's data are: the file, or every file of a saved DatasetDict folder."""
+    where = located(path)
+    return sorted(f for f in where.rglob("*") if f.is_file()) if where.is_dir() else [where]
 
 
 
@@ -139,10 +157,13 @@ def _delimiter(path: Path, header: str, sep: str | None) -> str:
 
 
 def read_table(path: str | Path, sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
-    """A CSV/TSV file as a frame: encoding and separator detected (with a note) unless given."""
+    """A CSV/TSV file as a frame (encoding and separator detected, with a note, unless given), or a JSON Lines or
+    Parquet file (the formats `datasets` exports)."""
     import io
 
     path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".json", ".parquet"):
+        return _read_columnar(path)
     text, _ = _decode(path, encoding)
     if not text.strip():
         raise DataError(f"{path} is empty: it needs a header row and rows of at least two classes.")
@@ -152,6 +173,57 @@ def read_table(path: str | Path, sep: str | None = None, encoding: str | None = 
     except pd.errors.ParserError as err:
         reason = " ".join(str(err).split())  # pandas' message spans lines; the error is one
         raise DataError(f"Could not parse {path} as a {delimiter!r}-separated file ({reason}); pass sep=...") from None
+
+
+def _read_columnar(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path)
+        else:  # one JSON object per line; strings stay strings ("007" is not 7)
+            frame = pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError) as err:
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "JSON Lines (one object per line)"
+        reason = " ".join(str(err).split())[:200]
+        raise DataError(f"Could not read {path} as {kind} ({reason}).") from None
+    if frame.empty:
+        raise DataError(f"{path} is empty: it needs rows of at least two classes.")
+    return frame
+
+
+def splits_frame(dsd, text_column: str, label_column: str, text_pair_column: str | None = None,
+                 where: str = "the data set") -> tuple[pd.DataFrame, tuple[str, ...] | None]:
+    """A `datasets.DatasetDict` with its own splits (from the hub or `save_to_disk`) as one frame with a `split`
+    column, and its class names where a `ClassLabel` gives them. A split without labels (GLUE's test: every label
+    -1) is left out with a note; the validation split then tests, as in published dev-set results, and
+    `lib.data.given_split` carves a validation split out of train."""
+    first = next(iter(dsd.values()))
+    missing = [c for c in (text_column, label_column, text_pair_column) if c and c not in first.column_names]
+    if missing:
+        raise DataError(f"{where} has no column {missing}; its columns are {first.column_names}. Name yours with "
+                        "text_column= / label_column= (--text-column, --label-column).")
+    unknown = sorted(set(dsd) - set(SPLIT_NAMES))
+    if unknown:
+        raise DataError(f"{where} has splits {unknown}; name them train, validation (or dev) and test.")
+    feature = first.features[label_column]
+    names = tuple(feature.names) if hasattr(feature, "names") else None
+    parts = []
+    for split, ds in dsd.items():
+        labels = ds[label_column]
+        if names is not None and all(v is None or v < 0 for v in labels):
+            print(f"note: the {split!r} split of {where} has no labels (as GLUE's test); it is left out.")
+            continue
+        part = pd.DataFrame({"text": ds[text_column], "label_raw": labels, "split": SPLIT_NAMES[split]})
+        if text_pair_column:
+            part.insert(1, "text_pair", ds[text_pair_column])
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    if names is not None:  # ClassLabel ids index the names
+        frame = frame[frame["label_raw"] >= 0]
+    if "test" not in set(frame["split"]) and "validation" in set(frame["split"]):
+        print(f"note: {where} has no labelled test split: its validation split is the test set (as published "
+              "dev-set results are), and a validation split is carved out of train.")
+        frame["split"] = frame["split"].replace({"validation": "test"})
+    return frame, names
 
 
 def _columns(frame: pd.DataFrame, source: DataSource, path: str) -> None:
@@ -216,6 +288,13 @@ def _frame(table: pd.DataFrame, source: DataSource) -> pd.DataFrame:
 
 def read_source(source: DataSource) -> tuple[pd.DataFrame, list[str]]:
     """Columns `text`, `label` (class index) and where given `text_pair`, `group`, `split`; and the class names."""
+    if is_saved_dataset(source.path):
+        import datasets
+
+        saved = datasets.load_from_disk(str(located(source.path)))
+        frame, names = splits_frame(saved, source.text_column, source.label_column, source.text_pair_column,
+                                    where=source.path)
+        return coded(frame, source.label_names or names, source.split_column or "split")
     parts = []
     for path, split in ((source.path, None), (source.validation_path, "validation"), (source.test_path, "test")):
         if path is None:
@@ -228,14 +307,18 @@ def read_source(source: DataSource) -> tuple[pd.DataFrame, list[str]]:
         elif source.validation_path or source.test_path:
             part["split"] = "train"
         parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)
-    codes, names = _label_codes(pd.Series(frame.pop("label_raw").tolist()), source.label_names)
+    return coded(pd.concat(parts, ignore_index=True), source.label_names, source.split_column)
+
+
+def coded(frame: pd.DataFrame, label_names: tuple[str, ...] | None, split_column: str | None):
+    """`label_raw` → class indices and names; split names normalised (dev → validation)."""
+    codes, names = _label_codes(pd.Series(frame.pop("label_raw").tolist()), label_names)
     frame.insert(1, "label", codes)
     if "split" in frame:
         raw = frame["split"].astype(str).str.strip().str.lower()
         unknown = sorted(set(raw) - set(SPLIT_NAMES))
         if unknown:
-            raise DataError(f"Split column {source.split_column!r} has values {unknown[:5]}; use train, validation "
+            raise DataError(f"Split column {split_column!r} has values {unknown[:5]}; use train, validation "
                             "(or val, valid, dev) and test.")
         frame["split"] = raw.map(SPLIT_NAMES)
     return frame, names

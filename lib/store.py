@@ -48,9 +48,9 @@ from lib.profiles import Profile
 
 HISTORY = "history.csv.gz"
 
-NOT_IN_ID = ("progress", "device", "path", "validation_path", "test_path")
-"""Config keys that do not change what a run computes, so not part of its id: progress bars, the device
-request, and where a data file lives (its content fingerprint is in the id)."""
+NOT_IN_ID = ("progress", "log_with", "device", "path", "validation_path", "test_path")
+"""Config keys that do not change what a run computes, so not part of its id: progress bars, live logging, the
+device request, and where a data file lives (its content fingerprint is in the id)."""
 
 ADDED_LATER = {"truncation": "head", "init": "pretrained", "dropout": 0.1, "mask_replace_prob": 0.8,
                "random_replace_prob": 0.1}

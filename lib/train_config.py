@@ -8,6 +8,7 @@ impossible value fails here, when the config is built, before anything trains.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import numbers
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from lib.device import bf16_supported, check_device, pick_device
 from lib.optim import OPTIMIZERS, SCHEDULES, warmup_steps_for
 
 TRUNCATIONS = ("head", "tail", "head+tail")
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "trackio", "swanlab")
+"""Accelerate's experiment trackers (`log_with`); TensorBoard is the one the workbook installs and tests."""
 MAX_SEED = 2**32 - 1  # numpy's seed range
 
 
@@ -53,6 +56,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     progress: bool = True
+    log_with: str | None = None  # "tensorboard" (or another Accelerate tracker): live curves; not part of a run's id
 
     @property
     def use_bf16(self) -> bool:
@@ -85,12 +89,16 @@ class TrainConfig:
             "patience must be ≥ 1 (or None: never stop early)": self.patience is None or self.patience >= 1,
             "eval_batch_size must be ≥ 1": self.eval_batch_size >= 1,
             f"seed must lie in 0..{MAX_SEED} (numpy's range)": 0 <= self.seed <= MAX_SEED,
+            f"log_with must be one of {TRACKERS} (or None)": self.log_with is None or self.log_with in TRACKERS,
         }
         broken = [rule for rule, ok in rules.items() if not ok]
         if broken:
             raise ConfigError(f"Impossible TrainConfig: {'; '.join(broken)}.")
         if self.max_steps is not None:
             check_warmup(self, self.max_steps)
+        if self.log_with is not None and importlib.util.find_spec(self.log_with) is None:
+            raise ConfigError(f"log_with={self.log_with!r}, but {self.log_with} is not installed: pip install "
+                              f"{self.log_with}, or use log_with='tensorboard' (installed with the workbook).")
 
 
 _REAL = ("lr", "weight_decay", "xi", "head_lr", "warmup_ratio", "epochs", "max_grad_norm")
@@ -105,9 +113,9 @@ _WHOLE = (
     "eval_batch_size",
     "seed",
 )
-_TEXT = ("optimizer", "schedule", "truncation", "metric", "device")
+_TEXT = ("optimizer", "schedule", "truncation", "metric", "device", "log_with")
 _BOOL = ("exclude_bias_and_norm", "group_by_length", "progress", "bf16")  # bf16 may also be None ("auto")
-_OPTIONAL = ("head_lr", "warmup_steps", "max_steps", "max_grad_norm", "eval_every", "patience")  # None allowed
+_OPTIONAL = ("head_lr", "warmup_steps", "max_steps", "max_grad_norm", "eval_every", "patience", "log_with")  # None ok
 
 
 def _check_types(cfg: TrainConfig) -> None:

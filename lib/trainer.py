@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
@@ -41,6 +41,7 @@ from transformers import set_seed
 from lib import parallel, probes
 from lib.device import pick_device
 from lib.optim import build_optimizer, build_scheduler, group_lrs, param_groups
+from lib.paths import TENSORBOARD_DIR
 from lib.train_config import ConfigError, TrainConfig, check_warmup, num_update_steps
 
 
@@ -131,10 +132,16 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
             gradient_accumulation_plugin=GradientAccumulationPlugin(
                 num_steps=cfg.grad_accum, sync_with_dataloader=False),  # accumulation runs on across epochs
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # e.g. MLM-only pooler
+            log_with=cfg.log_with, project_dir=str(TENSORBOARD_DIR) if cfg.log_with else None,
         )
     except ValueError as err:  # a launched run asking for another precision than the launch's first run
         raise ConfigError(f"{err} (TrainConfig.bf16={cfg.bf16!r}: every run of one launch must share it)") from None
     return accelerator
+
+
+def _hparams(cfg: TrainConfig) -> dict:
+    """The config as a tracker's hyperparameters (scalars and strings only: TensorBoard takes no None)."""
+    return {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
 
 
 def _place(model: torch.nn.Module, cfg: TrainConfig, accelerator: Accelerator) -> torch.device:
@@ -235,6 +242,8 @@ def fit(
     rows, micro, step, epoch, tokens, diverged = [], [], 0, 0, 0, False
     start = time.perf_counter()
     bar = tqdm(total=total, desc="train", disable=not cfg.progress or not parallel.is_main(), leave=False)
+    if cfg.log_with:  # live curves: tensorboard --logdir tensorboard/
+        accelerator.init_trackers(f"live/{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}", config=_hparams(cfg))
     trained.train()
     optimizer.zero_grad(set_to_none=True)
     while step < total and not keep.stop and not diverged:
@@ -261,6 +270,8 @@ def fit(
                 row |= keep.evaluate(model, evaluate, step)
                 trained.train()
             rows.append(row)
+            if cfg.log_with:
+                accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}, step)
             if on_step is not None:
                 on_step(row)
             bar.update(1)
@@ -269,6 +280,8 @@ def fit(
                 break
         epoch += 1
     bar.close()
+    if cfg.log_with:
+        accelerator.end_training()
     accelerator.unwrap_model(trained, keep_fp32_wrapper=False)  # undo Accelerate's autocast around forward
     keep.restore(model)
     return FitResult(pd.DataFrame(rows), keep.metrics, keep.step, step, time.perf_counter() - start, keep.stop,

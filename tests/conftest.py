@@ -1,4 +1,4 @@
-"""Shared fixtures. Results of tests go to a temporary folder, never to results/."""
+"""Shared fixtures. Results and kept models of tests go to temporary folders, never to results/ or models/."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import tempfile
 
 os.environ.setdefault("WORKBOOK_RESULTS_DIR", tempfile.mkdtemp(prefix="workbook-test-results-"))
+os.environ.setdefault("WORKBOOK_MODELS_DIR", tempfile.mkdtemp(prefix="workbook-test-models-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import datasets  # noqa: E402

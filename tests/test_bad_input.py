@@ -18,12 +18,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import audit, findings, finetune, models, pretraining, report, sweep
+from lib import audit, dashboard, findings, finetune, models, predict, pretraining, report, sweep
 from lib.hub import hub_online
 from lib.paths import ROOT
 
 MAINS = {"finetune": finetune.main, "sweep": sweep.main, "audit": audit.main, "report": report.main,
-         "findings": findings.main, "pretraining": pretraining.main, "models": models.main}
+         "findings": findings.main, "pretraining": pretraining.main, "models": models.main,
+         "dashboard": dashboard.main, "predict": predict.main}
 
 
 def _write(folder: Path) -> dict[str, str]:
@@ -72,6 +73,9 @@ BAD = [  # (command, arguments with {file} placeholders, words the one line must
     ("finetune", "--data {good} --max-train-examples 0", ["max_train_examples", "≥ 1"]),
     ("finetune", "--data {good} --max-train-examples many", ["--max-train-examples", "invalid int value"]),
     ("finetune", "--data {good} --profile smok", ["Unknown profile 'smok'", "smoke"]),
+    ("finetune", "--data {good} --log-with nonsense", ["log_with must be one of", "tensorboard"]),
+    ("finetune", "--data {good} --save-model {a-folder}", ["exists and is not a classifier saved by the workbook"]),
+    ("finetune", "--data {good} --save-model {good}", ["exists and is not a classifier saved by the workbook"]),
     ("finetune", "--data {good} --bf16 false", ["unrecognized arguments: --bf16"]),  # precision follows the machine
     # finetune: the model
     ("finetune", "--data {good} --model bert-base-uncased", ["bert-base-uncased", "offline"]),
@@ -107,6 +111,10 @@ BAD = [  # (command, arguments with {file} placeholders, words the one line must
     ("findings", "--profile fast", ["Unknown profile 'fast'"]),
     ("pretraining", "--profile fast", ["Unknown profile 'fast'"]),
     ("models", "", ["nothing to do: pass --rebuild-vocab"]),
+    ("dashboard", "", ["no runs are stored in the smoke profile"]),
+    ("dashboard", "--profile fast", ["Unknown profile 'fast'"]),
+    ("predict", "{missing} some text", ["No model folder"]),
+    ("predict", "{no-config} some text", ["has no config.json"]),
 ]
 SUBPROCESS = [  # rows that also run as a real process, as a user types them
     ("finetune", "--data {good} --model bert-base-uncased"),
@@ -119,7 +127,7 @@ SUBPROCESS = [  # rows that also run as a real process, as a user types them
 
 def _argv(command: str, args: str, files: dict[str, str]) -> list[str]:
     argv = [a.format(**files) if "{" in a else a for a in shlex.split(args)]
-    if command in ("finetune", "sweep", "audit", "report") and "--profile" not in argv:
+    if command in ("finetune", "sweep", "audit", "report", "dashboard") and "--profile" not in argv:
         argv += ["--profile", "smoke"]
     return argv
 

@@ -94,3 +94,29 @@ def test_rebuilding_the_vocabulary_writes_a_complete_file(tmp_path, monkeypatch)
     lines = models.rebuild_news_vocab().read_text().splitlines()
     assert len(lines) == models.NEWS_VOCAB_SIZE and lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert [p.name for p in tmp_path.iterdir()] == ["vocab.txt"]  # no temporary left beside it
+
+
+def test_offline_a_hub_model_in_the_local_cache_loads_and_one_not_there_is_refused(tmp_path):
+    """HF_HUB_OFFLINE used to refuse every hub name, even one sitting in the local Hugging Face cache."""
+    import shutil
+    import subprocess
+    import sys
+
+    from lib.models import minilm_dir
+    from lib.paths import ROOT
+
+    repo = tmp_path / "hub" / "models--acme--tiny-encoder"
+    shutil.copytree(minilm_dir(), repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    script = ("from lib.models import check_model, load_model\n"
+              "tok, model = load_model('acme/tiny-encoder', label_names=['a', 'b'])\n"
+              "print(type(model).__name__, model.config.id2label[1])\n"
+              "try:\n    check_model('acme/not-cached')\nexcept ValueError as err:\n    print(err)\n")
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "BertForSequenceClassification b" in out.stdout
+    assert "'acme/not-cached' is neither a shipped model, a local folder nor in the local Hugging Face cache" \
+        in out.stdout

@@ -387,3 +387,88 @@ def test_given_splits_are_checked_like_computed_ones(tmp_path, rows, words):
     pd.DataFrame(rows, columns=["text", "label", "split"]).to_csv(path, index=False)
     with pytest.raises(DataError, match=words):
         load_data(DataSource(str(path), split_column="split"))
+
+
+# ------------------------------------------------------- more formats, own splits
+def _frame(n: int = 60) -> pd.DataFrame:
+    return pd.DataFrame({"review": [f"review number {i} is {'fine' if i % 2 else 'awful'}" for i in range(n)],
+                         "stars": ["good" if i % 2 else "bad" for i in range(n)]})
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_json_lines_and_parquet_read_like_csv(tmp_path, suffix):
+    frame = _frame()
+    path = tmp_path / f"reviews{suffix}"
+    frame.to_json(path, orient="records", lines=True) if suffix == ".jsonl" else frame.to_parquet(path)
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    dsd = load_data(str(path), text_column="review", label_column="stars")
+    same = load_data(str(tmp_path / "reviews.csv"), text_column="review", label_column="stars")
+    assert all(dsd[s]["text"] == same[s]["text"] and dsd[s]["label"] == same[s]["label"] for s in dsd)
+    with pytest.raises(DataError, match=r"no column \['body'\]"):
+        load_data(str(path), text_column="body", label_column="stars")
+
+
+def test_a_broken_json_lines_file_is_one_line(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "label": \n')
+    with pytest.raises(DataError, match="as JSON Lines") as err:
+        load_data(str(tmp_path / "bad.jsonl"))
+    assert "\n" not in str(err.value)
+
+
+def _saved(tmp_path, test_labels: bool = True):
+    """A hub-style DatasetDict (ClassLabel, train / validation / test) written by save_to_disk."""
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "positive"])})
+    split = lambda lo, hi, labelled=True: datasets.Dataset.from_dict(  # noqa: E731
+        {"sentence": [f"sentence {i} {'good' if i % 2 else 'bad'}" for i in range(lo, hi)],
+         "label": [i % 2 if labelled else -1 for i in range(lo, hi)]}, features=features)
+    dsd = datasets.DatasetDict({"train": split(0, 40), "validation": split(40, 50),
+                                "test": split(50, 60, labelled=test_labels)})
+    dsd.save_to_disk(str(tmp_path / "saved"))
+    return str(tmp_path / "saved")
+
+
+def test_a_saved_dataset_dict_keeps_its_splits(tmp_path):
+    dsd = load_data(DataSource(_saved(tmp_path), text_column="sentence"))
+    assert {k: len(v) for k, v in dsd.items()} == {"train": 40, "validation": 10, "test": 10}
+    assert dsd["validation"]["text"][0] == "sentence 40 bad" and dsd["train"].features["label"].names == [
+        "negative", "positive"]
+
+
+def test_a_test_split_without_labels_is_left_out_and_said(tmp_path, capsys):
+    """GLUE's test split has label -1 everywhere: the validation split tests (published dev-set numbers compare),
+    a validation split is carved out of train."""
+    import datasets
+
+    from lib.data import hub_splits
+
+    saved = datasets.load_from_disk(_saved(tmp_path, test_labels=False))
+    dsd = hub_splits(saved, "glue/fake")
+    out = capsys.readouterr().out
+    assert "'test' split of glue/fake has no labels" in out and "validation split is the test set" in out
+    assert dsd["test"]["text"] == [f"sentence {i} {'good' if i % 2 else 'bad'}" for i in range(40, 50)]
+    assert len(dsd["train"]) + len(dsd["validation"]) == 40 and len(dsd["validation"]) == 4
+
+
+def test_hub_sentence_pairs_are_found_by_name():
+    import datasets
+
+    from lib.data import hub_splits
+
+    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["no", "yes"]), "idx": datasets.Value("int32")})
+    split = lambda name, n: datasets.Dataset.from_dict(  # noqa: E731
+        {"sentence1": [f"{name} a{i}" for i in range(n)], "sentence2": [f"{name} b{i}" for i in range(n)],
+         "label": [i % 2 for i in range(n)], "idx": list(range(n))}, features=features)
+    dsd = hub_splits(datasets.DatasetDict({"train": split("train", 40), "test": split("test", 12)}), "mrpc")
+    assert dsd["train"].column_names == ["text", "text_pair", "label"] and len(dsd["test"]) == 12
+    assert dsd["test"]["text_pair"][0] == "test b0" and len(dsd["train"]) + len(dsd["validation"]) == 40
+
+
+def test_the_command_takes_a_saved_folder(tmp_path):
+    out = _cli("lib.finetune", "--data", _saved(tmp_path), "--text-column", "sentence", "--profile", "smoke",
+               "--seeds", "0", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "saved: train 40, validation 10, test 10" in out.stdout
