@@ -42,6 +42,11 @@ def _profile(name: str) -> profiles.Profile:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+FILE_OPTIONS = ("text_column", "label_column", "label_names", "text_pair_column", "group_column", "split_column",
+                "validation", "test", "sep", "encoding")
+"""The options that describe a file of yours (`add_data_options`)."""
+
+
 class Parser(argparse.ArgumentParser):
     """`argparse` with a one-line error (no usage block: `--help` has it) and the workbook's shared options."""
 
@@ -75,6 +80,11 @@ class Parser(argparse.ArgumentParser):
         if not args.data:
             return None
         if not Path(args.data).exists() and Path(args.data).suffix.lower() not in TABLE_SUFFIXES:
+            given = [f"--{k.replace('_', '-')}" for k in FILE_OPTIONS if getattr(args, k) != self.get_default(k)]
+            if given:
+                self.error(f"{' '.join(given)} describe a file, but {args.data!r} is no file: a shipped or hub data "
+                           "set's columns are found by name (to name them, save it with DatasetDict.save_to_disk "
+                           "and pass that folder)")
             return args.data
         try:
             return DataSource(

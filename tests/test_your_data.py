@@ -472,3 +472,23 @@ def test_the_command_takes_a_saved_folder(tmp_path):
                "--seeds", "0", results=tmp_path / "results")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "saved: train 40, validation 10, test 10" in out.stdout
+
+
+def test_a_users_file_trains_on_every_row_by_default_and_says_so(tmp_path, capsys):
+    """The quick profile's 256-sentence budget is for the workbook's experiments; a user's 2,000 rows all train."""
+    from lib import finetune as ft
+    from lib.profiles import get
+
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"text": [f"sentence {i} is {'good' if i % 2 else 'bad'}" for i in range(2000)],
+                  "label": [i % 2 for i in range(2000)]}).to_csv(path, index=False)
+    parser = ft.build_parser()
+    spec, _ = ft.spec_from_args(parser, parser.parse_args(["--data", str(path), "--profile", "quick"]))
+    dsd = spec.dataset()
+    assert (spec.max_train_examples, spec.max_eval_examples, spec.max_test_examples) == (None, None, None)
+    assert {k: len(v) for k, v in dsd.items()} == {"train": 1600, "validation": 200, "test": 200}
+    assert "budget: every row of each split" in ft.header(spec, dsd, get("quick"))
+    sub, _ = ft.spec_from_args(parser, parser.parse_args(["--data", str(path), "--profile", "quick",
+                                                          "--max-train-examples", "300"]))
+    assert "budget: a subsample (train ≤ 300)" in ft.header(sub, sub.dataset(), get("quick"))
+    assert len(ft.baseline_spec(get("quick")).dataset()["train"]) == 256  # the workbook's own experiments
