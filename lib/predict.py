@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         labelled = table.assign(**result.drop(columns="text")) if table is not None else result
         with atomic_path(Path(args.out)) as tmp:
             labelled.to_csv(tmp, index=False)
-        print(f"wrote {args.out}: {len(result):,} rows, label and probability columns added")
+        print(f"wrote {args.out}: {len(result):,} rows, predicted and probability columns added")
     else:
         print(result.to_string(index=False))
     return 0
