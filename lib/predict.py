@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-column", default="text", help="its column with the text (default: text)")
     parser.add_argument("--sep", help="the field separator (default: detected)")
     parser.add_argument("--encoding", help="the file's encoding (default: UTF-8, else latin-1)")
-    parser.add_argument("--out", help="write the file with label and probability columns added (CSV)")
+    parser.add_argument("--out", help="write the file with predicted and probability columns added (CSV)")
     args = parser.parse_args(argv)
     try:
         if args.data and args.texts:
