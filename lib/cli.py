@@ -82,9 +82,9 @@ class Parser(argparse.ArgumentParser):
         if not Path(args.data).exists() and Path(args.data).suffix.lower() not in TABLE_SUFFIXES:
             given = [f"--{k.replace('_', '-')}" for k in FILE_OPTIONS if getattr(args, k) != self.get_default(k)]
             if given:
-                self.error(f"{' '.join(given)} describe a file, but {args.data!r} is no file: a shipped or hub data "
-                           "set's columns are found by name (to name them, save it with DatasetDict.save_to_disk "
-                           "and pass that folder)")
+                self.error(f"file options ({' '.join(given)}) describe a file, but {args.data!r} is no file: a "
+                           "shipped or hub data set's columns are found by name (to name them, save it with "
+                           "DatasetDict.save_to_disk and pass that folder)")
             return args.data
         try:
             return DataSource(

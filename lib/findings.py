@@ -454,7 +454,7 @@ def sentence(row: pd.Series) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m lib.findings", description=__doc__.splitlines()[0])
     parser.add_profile()
     args = parser.parse_args(argv)
     df = write(args.profile)

@@ -208,7 +208,7 @@ def write(profile: Profile) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m lib.report", description=__doc__.splitlines()[0])
     parser.add_profile()
     profile = parser.parse_args(argv).profile
     if not finished_runs(profile):

@@ -46,7 +46,7 @@ def execute(notebook: Path, profile: Profile, out_dir: Path | None = None, param
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m lib.run_notebooks", description=__doc__.splitlines()[0])
     parser.add_profile()
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     args = parser.parse_args(argv)

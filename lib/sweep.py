@@ -151,7 +151,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(description="Run one ablation grid (the same runs as its notebook).")
+    parser = Parser(prog="python -m lib.sweep", description="Run one ablation grid (the same runs as its notebook).")
     parser.add_argument("ablation", nargs="?", help=f"one of {list(ablations.GRIDS)}")
     parser.add_profile()
     parser.add_argument("--force", action="store_true", help="train again even where a run is stored")

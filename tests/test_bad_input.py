@@ -94,7 +94,8 @@ BAD = [  # (command, arguments with {file} placeholders, words the one line must
                                                  "drop those rows"]),
     ("finetune", "--data {good} --split-column split --validation {good}", ["either as a split column or as"]),
     ("finetune", "--data nonsense-name", ["Unknown data set 'nonsense-name'", "offline"]),
-    ("finetune", "--data glue/sst2 --text-column review", ["--text-column describe a file", "save_to_disk"]),
+    ("finetune", "--data glue/sst2 --text-column review", ["file options (--text-column) describe a file",
+                                                            "save_to_disk"]),
     # sweep
     ("sweep", "dropout", ["dropout", "warmup"]),
     ("sweep", "warmup --profile smok", ["Unknown profile 'smok'"]),
