@@ -8,14 +8,18 @@ a deterministic floor — and the family is corrected together (Holm). The
 columns:
 
     notebook, finding, variant, baseline, n_seeds, mean_diff, ci_low, ci_high,
-    p, p_holm, mde, verdict, test
+    p, p_holm, mde, mde_level, verdict, test
 
 `mean_diff` is variant − baseline in points (accuracy, or failure rate for
-Fisher rows), with its 95% interval; `mde` is the smallest effect the design
-detects with 80% power (from the measured spread), so a `not detected` row
-says how large an effect could still hide. `verdict` is `supported` only when
-p_holm < 0.05; `not detected` when the interval includes 0;
-`not detected after correction` when only the raw test was below 0.05.
+Fisher rows), with its 95% interval. `mde` is the smallest true effect the
+design detects with 80% power *at the level the row must pass*: α/m for a
+family of m tests (`mde_level`; Holm's first step, so the bound is cautious),
+from the measured spread (exact noncentral t, Fisher and binomial tests
+enumerated or at their normal approximation). So a `not detected` row says how
+large an effect it could miss. `verdict` is `supported` only when p_holm <
+0.05; `not detected after correction` when the raw p was below 0.05 but Holm's
+was not; otherwise `not detected`. Only p decides: an interval is shown, never
+used as a second rule.
 REPORT.md and the README's result lines are rendered from this table.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -35,7 +40,7 @@ from lib.profiles import Profile
 from lib.store import load_experiment, write_table
 
 COLUMNS = ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low", "ci_high", "p", "p_holm",
-           "mde", "verdict", "test"]
+           "mde", "mde_level", "verdict", "test"]
 SUPPORTED, NOT_DETECTED, AFTER_CORRECTION, NO_TEST = (
     "supported", "not detected", "not detected after correction", "no test")
 
@@ -49,9 +54,10 @@ def paired(finding: str, frame: pd.DataFrame, variant: str, baseline: str, by: s
     if variant not in set(part[by]) or baseline not in set(part[by]):
         return {}
     r = stats.compare(part, baseline, by=by).loc[variant]
-    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": int(r["paired_seeds"]),
+    n = int(r["paired_seeds"])
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": n,
             "mean_diff": r["diff"], "ci_low": r["diff_ci_low"], "ci_high": r["diff_ci_high"], "p": r["p"],
-            "mde": r["mde"], "test": "paired t"}
+            "mde": partial(stats.mde_paired, r["diff_std"], n), "test": "paired t"}
 
 
 def difference_of_differences(finding: str, frame: pd.DataFrame, pairs: tuple[tuple[str, str], tuple[str, str]],
@@ -59,7 +65,8 @@ def difference_of_differences(finding: str, frame: pd.DataFrame, pairs: tuple[tu
     """An interaction: (a − a₀) − (b − b₀), each pair by seed, over the seeds all four cells share."""
     if frame.empty or by not in frame:
         return {}
-    acc = frame.pivot_table(index="seed", columns=by, values="test_accuracy") * 100
+    keys = ["seed"] + [c for c in stats.PAIR_ALSO if c in frame]
+    acc = frame.pivot_table(index=keys, columns=by, values="test_accuracy", aggfunc="first") * 100
     cells = [c for pair in pairs for c in pair]
     if not set(cells) <= set(acc.columns):
         return {}
@@ -68,7 +75,7 @@ def difference_of_differences(finding: str, frame: pd.DataFrame, pairs: tuple[tu
     lo, hi = stats.ci95(d)
     return {"finding": finding, "variant": label, "baseline": "no interaction", "n_seeds": len(d),
             "mean_diff": d.mean(), "ci_low": lo, "ci_high": hi, "p": stats.paired_p(d),
-            "mde": stats.mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan, "test": "paired t"}
+            "mde": partial(stats.mde_paired, d.std(ddof=1) if len(d) > 1 else math.nan, len(d)), "test": "paired t"}
 
 
 def failures(finding: str, frame: pd.DataFrame, variant: str, baseline: str, by: str = "variant") -> dict:
@@ -80,7 +87,7 @@ def failures(finding: str, frame: pd.DataFrame, variant: str, baseline: str, by:
     if a.empty or b.empty:
         return {}
     r = stats.rate_difference(int(a.sum()), len(a), int(b.sum()), len(b))
-    mde = stats.fisher_mde(len(a), len(b), float(b.mean()), direction=-1 if r["diff"] < 0 else 1)
+    mde = partial(stats.fisher_mde, len(a), len(b), float(b.mean()), -1 if r["diff"] < 0 else 1)
     return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": min(len(a), len(b)),
             "mean_diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": mde,
             "test": f"Fisher exact: {int(a.sum())}/{len(a)} vs {int(b.sum())}/{len(b)} failed"}
@@ -94,14 +101,16 @@ def above_floor(finding: str, frame: pd.DataFrame, floor: float, variant: str, b
     lo, hi = stats.ci95(d)
     return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": len(d), "mean_diff": d.mean(),
             "ci_low": lo, "ci_high": hi, "p": stats.paired_p(d),
-            "mde": stats.mde_paired(d.std(ddof=1), len(d)) if len(d) > 1 else math.nan, "test": "one-sample t"}
+            "mde": partial(stats.mde_paired, d.std(ddof=1) if len(d) > 1 else math.nan, len(d)),
+            "test": "one-sample t"}
 
 
 def single_models(finding: str, correct_a: np.ndarray, correct_b: np.ndarray, variant: str, baseline: str) -> dict:
     """Two single models on one test set: McNemar's exact test on the sentences they disagree on."""
     r = stats.mcnemar(correct_a, correct_b)
     return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": 1, "mean_diff": r["diff"],
-            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": r["mde"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"],
+            "mde": lambda alpha: stats.mcnemar(correct_a, correct_b, alpha)["mde"],
             "test": f"McNemar exact ({r['discordant']} discordant sentences)"}
 
 
@@ -117,31 +126,35 @@ def baseline_spread(profile: Profile, data: str = "movie_snippets") -> tuple[flo
     return float(100 * at["test_accuracy"].std(ddof=1)), len(at)
 
 
-def plan(profile: Profile, paired_seeds: int, failure_runs: int | None = None) -> str:
-    """Before a grid runs, the smallest effects its design can detect (80% power, two-sided α = 0.05), as Markdown.
+def plan(profile: Profile, notebook: str, paired_seeds: int, failure_runs: int | None = None) -> str:
+    """Before a grid runs, the smallest effects its design can detect with 80% power at the level its rows must
+    pass (α/m for the notebook's m planned comparisons, Holm's first step), as Markdown.
 
     Accuracy: from notebook 02's seed-to-seed spread σ, taking paired differences as uncorrelated
     (sd = √2·σ — cautious: pairing by seed usually removes some noise); the findings table replaces this
-    guess with the spread it measures. Failure counts: Fisher's exact test, failing half the runs in one arm.
+    guess with the spread it measures. Failure counts: Fisher's exact test, enumerated.
     """
+    tests = len(FAMILIES[notebook](profile))  # one entry per planned comparison, stored or not
+    level = stats.ALPHA / max(1, tests)
+    at = f"80% power at α = {stats.ALPHA:g}/{tests} = {level:.3g}, Holm's level for this notebook's {tests} tests" \
+        if tests > 1 else f"80% power at α = {level:g}"
     sigma, n = baseline_spread(profile)
     lines = []
     if n >= 2:
         sd = math.sqrt(2) * sigma
         lines.append(f"* **Accuracy, paired over {paired_seeds} seeds**: notebook 02's baseline spreads by σ = "
                      f"{sigma:.1f} points over {n} seeds, so a paired difference spreads by about √2·σ = {sd:.1f}; "
-                     f"the design detects a true difference of **{stats.mde_paired(sd, paired_seeds):.1f} points** "
-                     f"or more (80% power, α = 0.05, before Holm's correction). A smaller effect can be real and "
-                     "still read *not detected*.")
+                     f"the design detects a true difference of **{stats.mde_paired(sd, paired_seeds, level):.1f} "
+                     f"points** or more ({at}). A smaller effect can be real and still read *not detected*.")
     else:
         lines.append("* Accuracy: run notebook 02 first — its baseline's seed spread sets the detectable effect.")
     if failure_runs:
         falls = []
         for start in (0.9, 0.7, 0.5):
-            fall = stats.fisher_mde(failure_runs, failure_runs, start, direction=-1)
+            fall = stats.fisher_mde(failure_runs, failure_runs, start, -1, level)
             falls.append(f"from {100 * start:.0f}% to {100 * start - fall:.0f}%" if pd.notna(fall)
                          else f"no fall from {100 * start:.0f}% (not even to 0%)")
-        lines.append(f"* **Failure rate, {failure_runs} runs per arm** (Fisher's exact test, 80% power): it detects a "
+        lines.append(f"* **Failure rate, {failure_runs} runs per arm** (Fisher's exact test, {at}): it detects a "
                      f"fall in the share of failed runs {'; '.join(falls)}. Smaller changes cannot be told from "
                      "chance with this many runs.")
     return "\n".join(lines)
@@ -149,21 +162,25 @@ def plan(profile: Profile, paired_seeds: int, failure_runs: int | None = None) -
 
 # ------------------------------------------------------------------ a family
 def verdict(row: pd.Series) -> str:
+    """From p alone: supported at Holm p < α; not detected after correction where only the raw p was."""
     if pd.isna(row["p"]):
         return NO_TEST
     if row["p_holm"] < stats.ALPHA:
         return SUPPORTED
-    excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
-    return AFTER_CORRECTION if excludes_zero or row["p"] < stats.ALPHA else NOT_DETECTED
+    return AFTER_CORRECTION if row["p"] < stats.ALPHA else NOT_DETECTED
 
 
 def family(notebook: str, rows: list[dict]) -> pd.DataFrame:
-    """One notebook's comparisons, Holm-corrected together, with their verdicts."""
+    """One notebook's comparisons, Holm-corrected together, with their verdicts and each row's MDE at the level
+    it must pass: α/m for m tests (a row's `mde` is a function of that level until here)."""
     rows = [r for r in rows if r]
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
     df = pd.DataFrame(rows).assign(notebook=notebook)
     df["p_holm"] = stats.holm(df["p"].to_numpy())
+    level = stats.ALPHA / max(1, int(df["p"].notna().sum()))
+    df["mde"] = [m(level) if callable(m) else m for m in df["mde"]]
+    df["mde_level"] = level
     df["verdict"] = df.apply(verdict, axis=1)
     return df[COLUMNS]
 
@@ -267,9 +284,11 @@ def _baseline(profile: Profile) -> list[dict]:
 def against_reference(finding: str, rate: float, n: int, reference: float, variant: str, baseline: str,
                       what: str) -> dict:
     """One measured rate (a single model on n held-out items) against a fixed reference: exact binomial."""
-    r = stats.rate_vs_reference(round(rate * n), n, reference)
+    k = round(rate * n)
+    r = stats.rate_vs_reference(k, n, reference)
     return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": 1, "mean_diff": r["diff"],
-            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "mde": r["mde"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"],
+            "mde": lambda alpha: stats.rate_vs_reference(k, n, reference, alpha)["mde"],
             "test": f"exact binomial on {n:,} held-out {what}"}
 
 
@@ -308,7 +327,8 @@ def _distillation(profile: Profile) -> list[dict]:
     # a labels-only student (α 0) is stored as the plain fine-tuning run it is: no alpha, no student.* columns
     alpha = df["alpha"].fillna(0.0) if "alpha" in df else pd.Series(0.0, index=df.index)
     seed = df["student.train.seed"].fillna(df["train.seed"]) if "student.train.seed" in df else df["train.seed"]
-    df = df.assign(alpha=alpha, seed=seed, variant=alpha.map(lambda a: f"α {a:g}"))
+    data = df["student.data"].fillna(df["data"]) if "student.data" in df else df["data"]  # pairs share the data set
+    df = df.assign(alpha=alpha, seed=seed, data=data, variant=alpha.map(lambda a: f"α {a:g}"))
     rows = []
     for alpha in sorted(set(df["alpha"].tolist()) - {0.0}):
         rows.append(paired("student accuracy with the teacher's soft targets", df, f"α {alpha:g}", "α 0"))
@@ -397,13 +417,14 @@ def show(notebook: str, profile: Profile) -> None:
 def seeds_note(row: pd.Series, effects: dict[str, float]) -> str:
     """For a paired row: how many paired seeds a t-test would need (80% power) to detect each named effect
     (points), given the spread of the paired differences the row measured (recovered from its MDE)."""
-    n = int(row["n_seeds"])
+    n, level = int(row["n_seeds"]), float(row["mde_level"])
     if n < 2 or pd.isna(row["mde"]):
         return f"{row['finding']}: {n} seed(s) — too few to measure the spread of paired differences."
-    sd = row["mde"] / stats.mde_paired(1.0, n)
-    need = "; ".join(f"{name} ({effect:g} points): about {stats.seeds_needed(effect, sd):,} seeds"
+    sd = row["mde"] / stats.mde_paired(1.0, n, level)
+    need = "; ".join(f"{name} ({effect:g} points): about {stats.seeds_needed(effect, sd, level):,} seeds"
                      for name, effect in effects.items())
-    return f"Paired differences in *{row['finding']}* spread by {sd:.1f} points over {n} seeds. To detect {need}."
+    return (f"Paired differences in *{row['finding']}* spread by {sd:.1f} points over {n} seeds. To detect, at "
+            f"this notebook's Holm level α = {level:.3g}, {need}.")
 
 
 def sentences(notebook: str, profile: Profile) -> str:
@@ -424,7 +445,9 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
         out[c] = out[c].map(lambda v, signed=signed: f"{v:{signed}.1f}" if pd.notna(v) else "–")
     for c in ("p", "p_holm"):
         out[c] = out[c].map(lambda v: f"{v:.3f}" if pd.notna(v) else "–")
-    cols = ["finding", "variant", "baseline", "n_seeds", "mean_diff", "95% CI", "p", "p_holm", "mde", "verdict", "test"]
+    out["mde at α"] = out["mde_level"].map(lambda v: f"{v:.3g}")
+    cols = ["finding", "variant", "baseline", "n_seeds", "mean_diff", "95% CI", "p", "p_holm", "mde", "mde at α",
+            "verdict", "test"]
     return out[cols].reset_index(drop=True)
 
 
@@ -432,25 +455,29 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
+def could_miss(row: pd.Series) -> str:
+    """What a row that is not supported can still hide, from its MDE at its Holm level."""
+    if row["verdict"] == SUPPORTED or pd.isna(row["p"]):
+        return ""
+    level = f"80% power at α = {row['mde_level']:.3g}"
+    if pd.notna(row["mde"]):
+        return f" (could miss a true effect up to {row['mde']:.1f} points: {level})"
+    return f" (no change in this direction reaches {level} with these runs)"
+
+
 def short_sentence(row: pd.Series) -> str:
     """One finding in a line: the comparison, its difference with interval and Holm p, the verdict."""
     interval = f", 95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if pd.notna(row["ci_low"]) else ""
     return (f"{row['finding']}: {row['variant']} vs {row['baseline']}, {row['mean_diff']:+.1f} points{interval} "
-            f"(n = {row['n_seeds']}, Holm p {_p(row['p_holm'])}) — **{row['verdict']}**")
+            f"(n = {row['n_seeds']}, Holm p {_p(row['p_holm'])}) — **{row['verdict']}**{could_miss(row)}")
 
 
 def sentence(row: pd.Series) -> str:
     """One finding as the sentence the README and REPORT print."""
     interval = f"95% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f}" if pd.notna(row["ci_low"]) else "no CI"
-    if pd.notna(row["mde"]):
-        mde = f"; smallest detectable effect {row['mde']:.1f}"
-    elif str(row["test"]).startswith("Fisher"):
-        mde = "; from the reference arm's failure rate no change in this direction reaches 80% power with these runs"
-    else:
-        mde = ""
     p = f"p {_p(row['p'])}, Holm p {_p(row['p_holm'])}" if pd.notna(row["p"]) else "no test"
     return (f"{row['finding']}: {row['variant']} vs {row['baseline']}, {row['mean_diff']:+.1f} points over "
-            f"{row['n_seeds']} seed(s) ({interval}; {p}{mde}) — **{row['verdict']}** ({row['test']})")
+            f"{row['n_seeds']} seed(s) ({interval}; {p}) — **{row['verdict']}**{could_miss(row)} ({row['test']})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,9 +147,16 @@ def build(profile: Profile) -> str:
         "hand. "
         "Accuracy is test accuracy in %, mean ± sample std over seeds. Every claim is a row of `findings.csv`: a "
         "comparison with its test (paired t over seeds, Fisher's exact test for failure counts, McNemar for single "
-        "models), 95% interval, raw and Holm-adjusted p within its notebook, and the smallest effect the design "
-        "detects (MDE, 80% power). *supported* needs Holm p < 0.05; *not detected* means the interval includes 0 — "
-        "an effect smaller than the MDE may still be there.",
+        "models), 95% interval, raw and Holm-adjusted p within its notebook, and the smallest true effect the design "
+        "detects with 80% power at the level the row must pass (MDE at α/m for the notebook's m tests). *supported* "
+        "needs Holm p < 0.05; *not detected* means it was not: the design could miss a true effect up to the row's "
+        "MDE, so it bounds an effect, it does not rule one out.",
+        "",
+        "**Scope of inference.** Seeds vary what a training run draws — the new classifier head's initialisation, "
+        "the batch order, dropout — on one fixed training subsample and one fixed test set (both drawn once with "
+        "`lib.data.SPLIT_SEED`). Intervals and p-values are over those training draws: they say how a comparison "
+        "would come out again on these sentences, not on another draw of 256 training sentences or another test "
+        "set, which add variance these rows do not measure.",
         "",
         *(section(nb, profile, table) for nb in ("01", "02", *ablations.NOTEBOOK.values(), "08", "09")),  # in order
         times_section(profile),

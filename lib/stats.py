@@ -10,11 +10,14 @@ no verdict is typed by hand.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
+from scipy.integrate import quad
+from scipy.optimize import brentq
 
 ALPHA = 0.05
 """Two-sided level of every interval and test: 95% confidence."""
@@ -74,10 +77,20 @@ def compare(
     """Per variant (rows in first-seen order): n, mean, std, ci_low, ci_high,
     failed (runs at or below `majority`, or by default `failed_runs`), and vs the `baseline` variant over
     shared seeds: diff, diff_std, diff_ci_low, diff_ci_high, p (paired t-test),
-    significant (the interval excludes 0). Values ×`scale` (points)."""
+    significant (the interval excludes 0). Values ×`scale` (points).
+
+    A pair is one value of every design column but the contrast: the `seed` and, where the frame has them,
+    `PAIR_ALSO` (a seed appears once per data set). Two runs of one arm on one key are refused: pairing
+    would depend on row order."""
     if baseline not in set(df[by]):
         raise ValueError(f"Baseline variant {baseline!r} is not among the runs {sorted(set(df[by]))}.")
-    base = df[df[by] == baseline].set_index(seed)[metric] * scale
+    keys = [seed] + [c for c in PAIR_ALSO if c in df and c not in (by, seed)]
+    arms = {name: g.set_index(keys)[metric] * scale for name, g in df.groupby(by, sort=False)}
+    for name, values in arms.items():
+        if values.index.duplicated().any():
+            raise ValueError(f"{name!r} has two runs with the same {keys}: pairing them with {baseline!r} "
+                             "would depend on row order; give each its own seed or data set.")
+    base = arms[baseline]
     rows = []
     for name, g in df.groupby(by, sort=False):
         x = g[metric].to_numpy(dtype=float) * scale
@@ -94,8 +107,8 @@ def compare(
             row["failed"] = int(failed(g[metric], majority).sum())
         elif "test_majority" in g:
             row["failed"] = int(failed_runs(g, metric).sum())
-        paired = g.set_index(seed)[metric] * scale
-        shared = sorted(set(paired.index) & set(base.index))
+        paired = arms[name]
+        shared = paired.index.intersection(base.index).sort_values()
         d = (paired.loc[shared] - base.loc[shared]).to_numpy(dtype=float)
         dlo, dhi = ci95(d) if not _constant(d) else (math.nan, math.nan)
         p = paired_p(d)
@@ -113,6 +126,10 @@ def compare(
     out = pd.DataFrame(rows).set_index(by)
     out.attrs["baseline"] = baseline
     return out
+
+
+PAIR_ALSO = ("data",)
+"""Design columns a pair shares besides the seed (`compare`)."""
 
 
 def _constant(d: np.ndarray) -> bool:
@@ -134,21 +151,52 @@ POWER = 0.8
 """Power at which the smallest detectable effect (MDE) is stated."""
 
 
+def t_power(d: float, n: int, alpha: float = ALPHA) -> float:
+    """Exact power of the two-sided one-sample (paired) t-test on `n` values at true effect `d` (Cohen's d):
+    T = (Z + d√n) / √(V/ν) with V ~ χ²(ν), ν = n − 1, so P(|T| > c) = E_V[Φ(d√n − c√(V/ν)) + Φ(−d√n − c√(V/ν))],
+    one integral over V, taken where scipy's noncentral t fails: it returns NaN at ν = 2 for some effects, and
+    statsmodels' `TTestPower`, built on it, then stops short (d 7.17 at n = 3, α = 0.01, where the power is
+    0.787; the solution is 7.32)."""
+    nu, nc = n - 1, d * math.sqrt(n)
+    c = st.t.ppf(1 - alpha / 2, nu)
+    fast = st.nct.sf(c, nu, nc) + st.nct.cdf(-c, nu, nc)
+    if math.isfinite(fast):
+        return float(fast)
+
+    def at(v: float) -> float:
+        cut = c * math.sqrt(v / nu)
+        return (st.norm.cdf(nc - cut) + st.norm.cdf(-nc - cut)) * st.chi2.pdf(v, nu)
+
+    return float(quad(at, st.chi2.ppf(1e-12, nu), st.chi2.ppf(1 - 1e-12, nu), limit=200)[0])
+
+
 def mde_paired(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """Smallest true mean difference a two-sided paired t-test on `n` pairs detects with `power`, when the
-    differences spread with standard deviation `sd`: (t_{1−α/2} + t_{power}) · sd / √n, n − 1 degrees of freedom."""
+    """Smallest true mean difference a two-sided paired t-test on `n` pairs detects with `power` at level
+    `alpha`, when the differences spread with standard deviation `sd`: the exact noncentral-t solution
+    (`t_power`), in the units of `sd`. The central-t shortcut (t_{1−α/2} + t_power)·sd/√n is 5% optimistic at
+    n = 3, α = 0.05, and 15% at α = 0.01."""
     if n < 2 or pd.isna(sd) or sd <= 0:
         return math.nan
-    df = n - 1
-    return float((st.t.ppf(1 - alpha / 2, df) + st.t.ppf(power, df)) * sd / math.sqrt(n))
+    return float(_cohens_d(n, alpha, power) * sd)
+
+
+@functools.lru_cache(maxsize=512)
+def _cohens_d(n: int, alpha: float, power: float) -> float:
+    return float(brentq(lambda d: t_power(d, n, alpha) - power, 1e-6, 1e4, xtol=1e-10))
 
 
 def seeds_needed(effect: float, sd: float, alpha: float = ALPHA, power: float = POWER, most: int = 100_000) -> int:
-    """Pairs a paired t-test needs to detect `effect` with `power` when differences spread by `sd`."""
-    n = 2
-    while n < most and mde_paired(sd, n, alpha, power) > abs(effect):
-        n = n * 2 if mde_paired(sd, n * 2, alpha, power) > abs(effect) else n + 1
-    return n
+    """Fewest pairs a paired t-test needs to detect `effect` with `power` when differences spread by `sd`
+    (the MDE falls as n grows: double until it is small enough, then bisect)."""
+    enough = lambda n: mde_paired(sd, n, alpha, power) <= abs(effect)  # noqa: E731
+    lo, hi = 1, 2
+    while hi < most and not enough(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, most)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
 
 
 def holm(p: list[float] | np.ndarray) -> np.ndarray:
@@ -201,29 +249,30 @@ def fisher_mde(
     return math.nan
 
 
-def rate_vs_reference(k: int, n: int, reference: float) -> dict[str, float]:
+def rate_vs_reference(k: int, n: int, reference: float, alpha: float = ALPHA) -> dict[str, float]:
     """One rate against a fixed reference (NSP accuracy against chance 50%, MLM accuracy against the
     frequent-token guess on the same tokens): the difference in points, its exact (Clopper-Pearson) 95%
-    interval, the exact two-sided binomial p, and the smallest difference n trials detect with 80% power
-    (normal approximation at the reference rate)."""
+    interval, the exact two-sided binomial p, and the smallest difference n trials detect with 80% power at
+    level `alpha` (normal approximation at the reference rate)."""
     r = st.binomtest(k, n, reference)
     ci = r.proportion_ci(confidence_level=1 - ALPHA, method="exact")
-    z = st.norm.ppf(1 - ALPHA / 2) + st.norm.ppf(POWER)
+    z = st.norm.ppf(1 - alpha / 2) + st.norm.ppf(POWER)
     return {"diff": 100 * (k / n - reference), "ci_low": 100 * (ci.low - reference),
             "ci_high": 100 * (ci.high - reference), "p": float(r.pvalue),
             "mde": 100 * z * math.sqrt(reference * (1 - reference) / n)}
 
 
-def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, alpha: float = ALPHA) -> dict[str, float]:
     """Two models on the same test set, one run each: accuracy difference a − b (points), its 95% interval
-    (paired-proportion Wald), the exact McNemar p (binomial on the discordant sentences), and the MDE."""
+    (paired-proportion Wald), the exact McNemar p (binomial on the discordant sentences), and the MDE at
+    level `alpha`."""
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     n, only_a, only_b = len(a), int((a & ~b).sum()), int((~a & b).sum())
     d = (only_a - only_b) / n
     se = math.sqrt(max(only_a + only_b - n * d * d, 0.0)) / n
     z = st.norm.ppf(1 - ALPHA / 2)
     p = st.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
-    mde = (z + st.norm.ppf(POWER)) * math.sqrt(max(only_a + only_b, 1)) / n
+    mde = (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(POWER)) * math.sqrt(max(only_a + only_b, 1)) / n
     return {"diff": 100 * d, "ci_low": 100 * (d - z * se), "ci_high": 100 * (d + z * se), "p": float(p),
             "mde": 100 * mde, "discordant": only_a + only_b}
 

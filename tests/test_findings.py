@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import findings
+from lib import findings, stats
 
 
 def runs(cells: dict[str, list[float]], majority: float = 0.5) -> pd.DataFrame:
@@ -61,3 +61,29 @@ def test_a_single_model_rate_against_a_fixed_reference():
     assert fam["mean_diff"].round(3).tolist() == [10.0, 2.0]
     assert fam["verdict"].tolist() == [findings.NOT_DETECTED, findings.SUPPORTED]
     assert fam["test"].iloc[0] == "exact binomial on 100 held-out pairs"
+
+
+def test_each_rows_mde_is_at_its_familys_holm_level_and_the_verdict_comes_from_p_alone():
+    rng = np.random.default_rng(1)
+    base = 0.7 + rng.normal(0, 0.02, 5)
+    frame = runs({"base": base, "a": base + 0.01 + rng.normal(0, 0.01, 5), "b": base + rng.normal(0, 0.01, 5),
+                  "c": base - 0.01 + rng.normal(0, 0.01, 5), "d": base + rng.normal(0, 0.01, 5)})
+    fam = findings.family("99", [findings.paired("f", frame, v, "base") for v in "abcd"])
+    assert (fam["mde_level"] == 0.05 / 4).all()
+    for v, row in zip("abcd", fam.itertuples()):
+        d = (frame[frame.variant == v]["test_accuracy"].to_numpy() - base) * 100
+        assert row.mde == pytest.approx(stats.mde_paired(d.std(ddof=1), 5, 0.0125))
+        assert row.mde > stats.mde_paired(d.std(ddof=1), 5, 0.05) * 1.4  # 1.47× the uncorrected MDE at n = 5
+    # a Fisher row whose Newcombe interval excludes 0 while p = 0.10: not detected, not "after correction"
+    fails = runs({"pre": [0.7] * 3, "rand": [0.5] * 3})
+    row = findings.family("01", [findings.failures("failure rate", fails, "pre", "rand")]).iloc[0]
+    assert row["ci_high"] < 0 and row["p"] == pytest.approx(0.1) and row["verdict"] == findings.NOT_DETECTED
+    assert "no change in this direction reaches 80% power at α = 0.05" in findings.sentence(row)
+
+
+def test_a_sentence_says_what_a_not_detected_row_could_miss():
+    frame = runs({"base": [0.70, 0.72, 0.68, 0.71, 0.69], "x": [0.71, 0.71, 0.69, 0.70, 0.70]})
+    row = findings.family("99", [findings.paired("f", frame, "x", "base")]).iloc[0]
+    assert row["verdict"] == findings.NOT_DETECTED
+    assert f"could miss a true effect up to {row['mde']:.1f} points: 80% power at α = 0.05" in \
+        findings.sentence(row)

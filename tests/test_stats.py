@@ -91,13 +91,23 @@ def test_holm_matches_its_definition():
 
 
 def test_mde_has_the_power_it_claims():
-    """At the MDE the paired t-test rejects with 80% probability (non-central t)."""
-    for n, sd in ((5, 2.0), (10, 3.5)):
-        mde = stats.mde_paired(sd, n)
-        crit = st.t.ppf(0.975, n - 1)
+    """At the MDE the two-sided paired t-test rejects with 80% probability: checked against scipy's noncentral t
+    where it is finite, and by simulation, at α = 0.05 and at Holm's first levels α/m."""
+    for n, sd, alpha in ((3, 2.0, 0.05), (5, 2.0, 0.05), (5, 2.0, 0.0125), (10, 3.5, 0.05), (10, 1.0, 0.01)):
+        mde = stats.mde_paired(sd, n, alpha)
+        crit = st.t.ppf(1 - alpha / 2, n - 1)
         nc = mde / (sd / math.sqrt(n))
-        power = 1 - st.nct.cdf(crit, n - 1, nc) + st.nct.cdf(-crit, n - 1, nc)
-        assert 0.78 < power < 0.83  # the central-t approximation of the MDE, within two points of 80%
+        power = st.nct.sf(crit, n - 1, nc) + st.nct.cdf(-crit, n - 1, nc)
+        assert power == pytest.approx(0.8, abs=1e-4), (n, alpha, power)
+    rng = np.random.default_rng(0)  # n = 3, α = 0.01, where scipy's noncentral t gives NaN: simulate the test
+    d = stats.mde_paired(1.0, 3, 0.01)
+    x = rng.normal(d, 1.0, (200_000, 3))
+    t = x.mean(1) / (x.std(1, ddof=1) / math.sqrt(3))
+    assert (np.abs(t) > st.t.ppf(0.995, 2)).mean() == pytest.approx(0.8, abs=0.005)
+    # the central-t shortcut the workbook used before is optimistic: 5% at n = 3
+    shortcut = (st.t.ppf(0.975, 2) + st.t.ppf(0.8, 2)) / math.sqrt(3)
+    assert stats.mde_paired(1.0, 3) / shortcut == pytest.approx(1.054, abs=0.002)
+    assert stats.mde_paired(1.0, 10) == pytest.approx(0.996, abs=0.001)  # statsmodels' TTestPower agrees here
     assert stats.seeds_needed(0.2, 1.5) > stats.seeds_needed(2.0, 1.5) >= 2
 
 
@@ -127,3 +137,16 @@ def test_rate_against_a_fixed_reference():
     assert r["mde"] == pytest.approx(100 * (1.95996 + 0.84162) * 0.05, abs=0.01)
     same = stats.rate_vs_reference(50, 100, 0.5)
     assert same["diff"] == 0 and same["p"] == pytest.approx(1.0)
+
+
+def test_pairs_are_keyed_by_data_and_seed_whatever_the_row_order():
+    """In results/full/ each seed appears once per data set: pairing by seed alone was right only by row order."""
+    rows = [{"variant": v, "data": d, "seed": s, "test_accuracy": acc + (0.05 if v == "x" else 0) + (0.2 if d == "b"
+             else 0)} for v in ("base", "x") for d in ("a", "b") for s, acc in enumerate([0.6, 0.7, 0.65])]
+    frame = pd.DataFrame(rows)
+    for seed in range(3):
+        shuffled = frame.sample(frac=1, random_state=seed)
+        cmp = stats.compare(shuffled, "base")
+        assert cmp.loc["x", "diff"] == pytest.approx(5.0) and cmp.loc["x", "paired_seeds"] == 6
+    with pytest.raises(ValueError, match="pairing them with 'base' would depend on row order"):
+        stats.compare(frame.drop(columns="data"), "base")

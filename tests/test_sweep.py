@@ -148,7 +148,7 @@ def test_report_is_generated_from_the_run_folders(results, fake_training):
     assert "No runs stored yet" in text  # the other grids have no rows
     table = pd.read_csv(results / "findings.csv")
     assert list(table.columns) == ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low",
-                                   "ci_high", "p", "p_holm", "mde", "verdict", "test"]
+                                   "ci_high", "p", "p_holm", "mde", "mde_level", "verdict", "test"]
 
 
 def test_a_diverged_run_is_recorded_as_failed_not_raised(results, fake_training):
