@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from lib import published, stats
@@ -44,25 +45,71 @@ def _schedule(schedule: str, warmup: float) -> dict:
     return {"schedule": name, "warmup_ratio": warmup}
 
 
-def warmup_name(lr: float, warmup: float, schedule: str = "linear") -> str:
-    return f"lr {lr_label(lr)} · {schedule} · warmup {warmup:g}"
+def warmup_name(lr: float, warmup: float, schedule: str = "linear", optimizer: str = "adamw") -> str:
+    return f"lr {lr_label(lr)} · {schedule} · warmup {warmup:g}" + (NO_BIAS_CORRECTION if optimizer == "bertadam"
+                                                                   else "")
+
+
+NO_BIAS_CORRECTION = " · no bias correction"
+"""Suffix of notebook 03's cells trained with `lib.optim.BertAdam` (AdamW without Adam's bias correction)."""
 
 
 def warmup(profile: Profile, device: str = "auto") -> Grid:
-    """Notebook 03: the warmup ratio at the aggressive rate, with the seeds a failure rate needs;
-    in full also the schedule's shape, and warmup at the working rate."""
+    """Notebook 03: a failure curve over the learning rate (`Grids.warmup_rates`), at each rate without and with
+    warmup, and without Adam's bias correction (the original BERT optimizer) — the two factors Mosbach et al.
+    (2021) name — with the seeds a failure rate needs; in full also the schedule's shape at two rates."""
     g = profile.grids
-    hot = {warmup_name(AGGRESSIVE_LR, w): {"lr": AGGRESSIVE_LR} | _schedule("linear", w) for w in g.warmup_ratios}
+    curve = {warmup_name(lr, w): {"lr": lr} | _schedule("linear", w) for lr in g.warmup_rates for w in g.warmup_ratios}
+    no_bc = {warmup_name(lr, 0.0, optimizer="bertadam"): {"lr": lr, "optimizer": "bertadam"} | _schedule("linear", 0.0)
+             for lr in g.warmup_rates}
     extra = {}
     if g.warmup_shapes:
         extra = {
             warmup_name(lr, w, s): {"lr": lr} | _schedule(s, w)
             for lr in (WORKING_LR, AGGRESSIVE_LR)
-            for s in ("linear", "cosine", "constant")
+            for s in ("cosine", "constant")
             for w in g.warmup_ratios
-            if not (lr == AGGRESSIVE_LR and s == "linear")
         }
-    return _grid("ablation_warmup", profile, device, hot | extra, warmup_name(AGGRESSIVE_LR, 0.0), list(hot))
+    cells = curve | no_bc
+    return _grid("ablation_warmup", profile, device, cells | extra, warmup_name(AGGRESSIVE_LR, 0.0), list(cells))
+
+
+def failure_curve(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Notebook 03's curve: per arm (no warmup, each warmup, no bias correction) and rate, failed runs of all
+    runs, the rate in % with its Wilson 95% interval."""
+    g = profile.grids
+    arms = {f"warmup {w:g}": {lr: warmup_name(lr, w) for lr in g.warmup_rates} for w in g.warmup_ratios}
+    arms["no bias correction, warmup 0"] = {lr: warmup_name(lr, 0.0, optimizer="bertadam") for lr in g.warmup_rates}
+    failed = stats.failed_runs(frame) if not frame.empty else pd.Series(dtype=bool)
+    rows = []
+    for arm, cells in arms.items():
+        for lr, cell in cells.items():
+            runs = failed[frame["variant"] == cell] if not frame.empty else failed
+            if runs.empty:
+                continue
+            k, n = int(runs.sum()), len(runs)
+            lo, hi = stats.wilson(k, n)
+            rows.append({"arm": arm, "lr": lr, "failed": k, "runs": n, "failed (%)": 100 * k / n,
+                         "CI low": 100 * lo, "CI high": 100 * hi})
+    return pd.DataFrame(rows)
+
+
+def half_failure_rate(curve: pd.DataFrame) -> pd.Series:
+    """Per arm, the rate at which half the runs fail, interpolated linearly in log-rate between the two measured
+    rates that bracket 50% (NaN where the curve never crosses it): a description of where the curve sits, not a
+    test (the test is `lib.findings`' McNemar over the paired (rate, seed) runs)."""
+    out = {}
+    for arm, c in curve.groupby("arm", sort=False):
+        c = c.sort_values("lr")
+        x, y = np.log(c["lr"].to_numpy()), c["failed (%)"].to_numpy()
+        cross = [i for i in range(len(y) - 1) if (y[i] - 50) * (y[i + 1] - 50) <= 0 and y[i] != y[i + 1]]
+        if not cross:
+            out[arm] = float(c["lr"].iloc[0]) if len(y) and y[0] == 50 else math.nan
+            continue
+        i = cross[0]
+        order = slice(i, i + 2) if y[i] < y[i + 1] else slice(i + 1, i - 1 if i else None, -1)
+        out[arm] = float(np.exp(np.interp(50, y[order], x[order])))
+    return pd.Series(out, name="lr where half the runs fail")
 
 
 OPTIMIZER_NAMES = {"adamw": "AdamW", "adam_l2": "Adam+L2"}

@@ -199,15 +199,44 @@ def grid_frame(grid, profile: Profile) -> pd.DataFrame:
 
 
 def _warmup(profile: Profile) -> list[dict]:
-    g, lr = profile.grids, ablations.AGGRESSIVE_LR
+    """Notebook 03: does warmup (or Adam's bias correction) move the failure curve over the rate? Each is
+    McNemar over the (rate, seed) pairs of the curve; then accuracy where no run fails."""
+    g, name = profile.grids, ablations.warmup_name
     frame = grid_frame(ablations.warmup(profile), profile)
-    base = ablations.warmup_name(lr, 0.0)
-    rows = []
-    for w in [w for w in g.warmup_ratios if w > 0]:
-        cell = ablations.warmup_name(lr, w)
-        rows.append(failures(f"failure rate with warmup at lr {finetune.lr_label(lr)}", frame, cell, base))
-        rows.append(paired(f"accuracy with warmup at lr {finetune.lr_label(lr)}", frame, cell, base))
-    return rows
+    rates, top, low = g.warmup_rates, max(g.warmup_ratios), min(g.warmup_rates)
+    over = f"lr {finetune.lr_label(min(rates))}–{finetune.lr_label(max(rates))}"
+    return [
+        curve_failures(f"failure rate over {over}: warmup {top:g} against none", frame,
+                       {lr: (name(lr, top), name(lr, 0.0)) for lr in rates}, f"warmup {top:g}", "warmup 0"),
+        curve_failures(f"failure rate over {over}: Adam without bias correction against with (no warmup)", frame,
+                       {lr: (name(lr, 0.0, optimizer="bertadam"), name(lr, 0.0)) for lr in rates},
+                       "no bias correction", "bias correction"),
+        paired(f"accuracy with warmup {top:g} at lr {finetune.lr_label(low)}", frame, name(low, top), name(low, 0.0)),
+    ]
+
+
+def curve_failures(finding: str, frame: pd.DataFrame, cells: dict[float, tuple[str, str]], variant: str,
+                   baseline: str) -> dict:
+    """Failure rate of one arm against another over a whole curve (rate → (variant cell, baseline cell)): each
+    (rate, seed) is a pair — same seed, same head and batch order — so McNemar's exact test on the pairs whose
+    outcome differs; the difference is in points of failure rate."""
+    if frame.empty:
+        return {}
+    failed = frame.assign(failed=stats.failed_runs(frame))
+    keys = ["seed"] + [c for c in stats.PAIR_ALSO if c in frame]
+    pairs = []
+    for a, b in cells.values():
+        arm_a, arm_b = (failed[failed["variant"] == c].set_index(keys)["failed"] for c in (a, b))
+        pairs.append(pd.concat({"a": arm_a, "b": arm_b}, axis=1).dropna())
+    both = pd.concat(pairs) if pairs else pd.DataFrame(columns=["a", "b"])
+    if both.empty:
+        return {}
+    a, b = both["a"].astype(bool).to_numpy(), both["b"].astype(bool).to_numpy()
+    r = stats.mcnemar(a, b)
+    return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": len(a), "mean_diff": r["diff"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"],
+            "mde": lambda alpha: stats.mcnemar(a, b, alpha)["mde"],
+            "test": f"McNemar exact on {len(a)} (rate, seed) pairs: {int(a.sum())} vs {int(b.sum())} failed"}
 
 
 def _weight_decay(profile: Profile) -> list[dict]:

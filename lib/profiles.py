@@ -68,7 +68,8 @@ class Grids:
 
     paired_seeds: list[int]  # cells compared by mean accuracy, paired by seed (04, 05 at the working rate, 07)
     failure_seeds: list[int]  # cells whose question is the failure rate (03; 05 at the aggressive rate; 08)
-    warmup_ratios: list[float]  # 03: linear schedule at the aggressive rate
+    warmup_rates: list[float]  # 03: the rates of the failure curve (each with and without warmup)
+    warmup_ratios: list[float]  # 03: linear schedule at each of warmup_rates
     warmup_shapes: bool  # full: also cosine / constant schedules, and warmup at the working rate
     weight_decays: list[float]  # 04: each λ for AdamW and for Adam+L2
     decay_everything: bool  # full: also AdamW with biases and LayerNorm decayed, and no decay at all
@@ -110,6 +111,7 @@ _PROFILES: dict[str, Profile] = {
         grids=Grids(
             paired_seeds=[0],
             failure_seeds=[0, 1],
+            warmup_rates=[5e-4, 1e-3],
             warmup_ratios=[0.0, 0.1],
             warmup_shapes=False,
             weight_decays=[0.01],
@@ -142,7 +144,8 @@ _PROFILES: dict[str, Profile] = {
         grids=Grids(
             paired_seeds=[0, 1, 2, 3, 4],
             failure_seeds=list(range(10)),
-            warmup_ratios=[0.0, 0.1, 0.2],
+            warmup_rates=[3e-4, 5e-4, 7e-4, 1e-3],  # a pilot: none failed at 3e-4, all at 1e-3 (no warmup)
+            warmup_ratios=[0.0, 0.2],
             warmup_shapes=False,
             weight_decays=[0.001, 0.01, 0.1],
             decay_everything=False,
@@ -173,6 +176,7 @@ _PROFILES: dict[str, Profile] = {
         grids=Grids(
             paired_seeds=list(range(10)),
             failure_seeds=list(range(20)),
+            warmup_rates=[2e-4, 3e-4, 5e-4, 7e-4, 1e-3],
             warmup_ratios=[0.0, 0.06, 0.1, 0.2],
             warmup_shapes=True,
             weight_decays=[0.001, 0.01, 0.1],

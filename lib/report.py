@@ -22,7 +22,7 @@ from lib.profiles import Profile
 from lib.store import finished_runs, load_experiment
 
 TITLES = {
-    "warmup": "03 · Warmup at an aggressive rate",
+    "warmup": "03 · Warmup and Adam's bias correction over the learning rate",
     "weight_decay": "04 · Weight decay: AdamW against Adam+L2 at three strengths",
     "llrd": "05 · Layer-wise learning-rate decay ξ, within each rate",
     "batch_seq": "07 · Batch size (equal epochs, equal updates) and truncation",

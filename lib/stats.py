@@ -212,6 +212,11 @@ def holm(p: list[float] | np.ndarray) -> np.ndarray:
     return out
 
 
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of k successes in n (sound at 0/10 and 10/10, where the Wald interval collapses)."""
+    return _wilson(k, n, st.norm.ppf(1 - ALPHA / 2))
+
+
 def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0

@@ -148,3 +148,30 @@ def test_our_llrd_convention_is_what_param_groups_does():
     assert table.loc["ELECTRA code", "layer 5 (top)"] == pytest.approx(0.81)  # ξ², one step too many
     assert table.loc["Sun et al. 2019 code (12 layers assumed)", "embeddings"] == 1.0  # not decayed
     assert (table.loc["HF Trainer"] == 1.0).all()
+
+
+def test_bertadam_is_adamw_without_bias_correction():
+    """The original BERT optimizer: its first step is (1 − β₁)/√(1 − β₂) ≈ 3.16 times Adam's, and after that it
+    follows m/(√v + ε) + λθ exactly."""
+    from lib.optim import BertAdam
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(5))
+    opt, ref = BertAdam([w], lr=1e-3, weight_decay=0.01), torch.optim.AdamW([w.detach().clone().requires_grad_()],
+                                                                           lr=1e-3, weight_decay=0.01)
+    theta, m, v = w.detach().clone(), torch.zeros(5), torch.zeros(5)
+    for step in range(3):
+        g = torch.randn(5)
+        w.grad = g.clone()
+        opt.step()
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        theta = theta - 1e-3 * (m / (v.sqrt() + 1e-8) + 0.01 * theta)
+        assert torch.allclose(w.detach(), theta, atol=1e-7)
+        if step == 0:
+            adam_param = ref.param_groups[0]["params"][0]
+            before = adam_param.detach().clone()
+            adam_param.grad = g.clone()
+            ref.step()
+            adam_step = (adam_param.detach() - before + 1e-3 * 0.01 * before).abs()
+            ours = 1e-3 * (m / (v.sqrt() + 1e-8)).abs()
+            assert torch.allclose(ours / adam_step, torch.full((5,), 0.1 / 0.001 ** 0.5), rtol=1e-3)
