@@ -19,7 +19,9 @@ import pandas as pd
 from lib import published, stats
 from lib.finetune import WORKING_LR, baseline_spec, lr_label
 from lib.grid import Grid
+from lib.optim import build_scheduler
 from lib.profiles import Profile
+from lib.train_config import num_update_steps
 
 AGGRESSIVE_LR = 5e-4
 """5× the working rate: the edge where fine-tuning starts to fail in the quick regime (batch 8, 64 updates).
@@ -114,25 +116,70 @@ def half_failure_rate(curve: pd.DataFrame) -> pd.Series:
 
 OPTIMIZER_NAMES = {"adamw": "AdamW", "adam_l2": "Adam+L2"}
 
+L2_SHRINK = 0.04
+"""How much Adam+L2 shrinks MiniLM's weight matrices over a quick run: 3.6% at λ 0.001, 4.1% at 0.01 and 0.1
+(the stored quick runs of notebook 04, before its redesign). Adam divides λθ by √v̂ like any gradient, so once
+λθ outweighs a weight's own gradient the weight moves towards 0 at about the full rate, whatever λ is."""
 
-def decay_name(optimizer: str, wd: float, everything: bool = False) -> str:
-    return f"{OPTIMIZER_NAMES[optimizer]} · wd {wd:g}" + (" · everything decayed" if everything else "")
+
+def decay_name(optimizer: str, wd: float, everything: bool = False, lr: float = WORKING_LR) -> str:
+    rate = "" if lr == WORKING_LR else f" · lr {lr_label(lr)}"
+    return f"{OPTIMIZER_NAMES[optimizer]} · wd {wd:g}" + (" · everything decayed" if everything else "") + rate
+
+
+def schedule_rates(spec) -> np.ndarray:
+    """The learning rate of each optimizer step of a fine-tuning spec's run, from its schedule (no training)."""
+    import torch
+
+    cfg = spec.train
+    n = spec.max_train_examples or len(spec.dataset()["train"])
+    steps = num_update_steps(math.ceil(n / cfg.batch_size), cfg)
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=cfg.lr)
+    scheduler = build_scheduler(optimizer, cfg.schedule, steps, cfg.warmup_ratio, cfg.warmup_steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(rates)
+
+
+def matched_decay(profile: Profile, shrink: float = L2_SHRINK) -> float:
+    """AdamW's λ that shrinks the decayed weights by `shrink` over the baseline's schedule: each step multiplies
+    them by (1 − lr_t·λ), so λ solves Π(1 − lr_t·λ) = 1 − shrink (rounded to 3 significant digits)."""
+    lrs = schedule_rates(baseline_spec(profile).with_overrides(lr=WORKING_LR))
+    low, high = 0.0, 1.0 / lrs.max()
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if np.prod(1 - lrs * mid) > 1 - shrink else (low, mid)
+    return float(f"{(low + high) / 2:.3g}")
 
 
 def weight_decay(profile: Profile, device: str = "auto") -> Grid:
     """Notebook 04: AdamW's decoupled decay against Adam with an L2 term, each at every λ (biases and
-    LayerNorm excluded); in full also AdamW decaying everything, and no decay."""
+    LayerNorm excluded); AdamW at the λ that shrinks the weights as much as Adam+L2 does (`matched_decay`), so
+    the contrast is the algorithm, not the shrink; and both at the smallest and largest λ at more rates, with
+    fewer seeds (Loshchilov & Hutter: only Adam+L2's best λ should move with the rate). In full also AdamW
+    decaying everything, and no decay."""
     g = profile.grids
     variants = {
         decay_name(opt, wd): {"lr": WORKING_LR, "optimizer": opt, "weight_decay": wd, "exclude_bias_and_norm": True}
         for wd in g.weight_decays
         for opt in OPTIMIZER_NAMES
     }
+    matched = matched_decay(profile)
+    variants[decay_name("adamw", matched)] = {"lr": WORKING_LR, "weight_decay": matched}
+    rates = {decay_name(opt, wd, lr=lr): {"lr": lr, "optimizer": opt, "weight_decay": wd}
+             for lr in g.decay_rates for opt in OPTIMIZER_NAMES for wd in sorted({min(g.weight_decays),
+                                                                                  max(g.weight_decays)})}
     if g.decay_everything:
         variants[decay_name("adamw", 0.01, True)] = {"lr": WORKING_LR, "weight_decay": 0.01,
                                                      "exclude_bias_and_norm": False}
         variants[decay_name("adamw", 0.0)] = {"lr": WORKING_LR, "weight_decay": 0.0}
-    return _grid("ablation_weight_decay", profile, device, variants, decay_name("adamw", 0.01))
+    grid = _grid("ablation_weight_decay", profile, device, variants | rates, decay_name("adamw", 0.01))
+    return Grid(grid.experiment, grid.base, grid.variants, grid.baseline, grid.seeds, grid.datasets,
+                {name: g.decay_rate_seeds for name in rates})
 
 
 def llrd_name(lr: float, xi: float) -> str:

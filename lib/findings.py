@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from lib import ablations, finetune, pretraining, stats
+from lib import ablations, finetune, pretraining, published, stats
 from lib.cli import Parser
 from lib.paths import results_dir
 from lib.profiles import Profile
@@ -240,14 +240,25 @@ def curve_failures(finding: str, frame: pd.DataFrame, cells: dict[float, tuple[s
 
 
 def _weight_decay(profile: Profile) -> list[dict]:
-    g = profile.grids
+    """Notebook 04: the algorithm at matched shrink, each optimizer's λ, and whether λ's effect moves with the rate
+    (Loshchilov & Hutter: for Adam+L2 it should, for AdamW not)."""
+    g, name = profile.grids, ablations.decay_name
     frame = grid_frame(ablations.weight_decay(profile), profile)
-    rows = [paired(f"Adam+L2 against AdamW at λ {wd:g}", frame, ablations.decay_name("adam_l2", wd),
-                   ablations.decay_name("adamw", wd)) for wd in g.weight_decays]
-    lo, hi = min(g.weight_decays), max(g.weight_decays)
+    lo, hi, mid = min(g.weight_decays), max(g.weight_decays), 0.01
+    matched = ablations.matched_decay(profile)
+    rows = [paired(f"Adam+L2 at λ {mid:g} against AdamW shrinking the weights as much (λ {matched:g})", frame,
+                   name("adam_l2", mid), name("adamw", matched)),
+            paired(f"AdamW: λ {matched:g} (Adam+L2's shrink) against λ {mid:g}", frame, name("adamw", matched),
+                   name("adamw", mid)),
+            paired(f"Adam+L2 against AdamW at λ {hi:g}", frame, name("adam_l2", hi), name("adamw", hi))]
     if hi > lo:
-        rows.append(paired(f"AdamW: λ {hi:g} against λ {lo:g}", frame, ablations.decay_name("adamw", hi),
-                           ablations.decay_name("adamw", lo)))
+        rows.append(paired(f"AdamW: λ {hi:g} against λ {lo:g}", frame, name("adamw", hi), name("adamw", lo)))
+        slow, fast = min(g.decay_rates), max(g.decay_rates)
+        for opt in ablations.OPTIMIZER_NAMES:
+            pairs = ((name(opt, hi, lr=fast), name(opt, lo, lr=fast)), (name(opt, hi, lr=slow), name(opt, lo, lr=slow)))
+            label = f"(λ {hi:g} − λ {lo:g}) at {finetune.lr_label(fast)} − at {finetune.lr_label(slow)}"
+            rows.append(difference_of_differences(f"{ablations.OPTIMIZER_NAMES[opt]}: λ's effect depends on the rate "
+                                                  "(λ × lr interaction)", frame, pairs, label))
     return rows
 
 
@@ -441,6 +452,10 @@ def show(notebook: str, profile: Profile) -> None:
 
     display(rows(notebook, profile))
     display(Markdown(sentences(notebook, profile)))
+    beside = literature(pd.read_csv(results_dir(profile) / "findings.csv"), notebook)
+    if not beside.empty:
+        display(Markdown("**Beside the literature** (`lib.published`):"))
+        display(beside.drop(columns="notebook"))
 
 
 def seeds_note(row: pd.Series, effects: dict[str, float]) -> str:
@@ -482,6 +497,36 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def literature(table: pd.DataFrame, notebook: str | None = None) -> pd.DataFrame:
+    """Each finding with a published counterpart (`lib.published.COUNTERPARTS`) beside it: ours with its verdict,
+    theirs, whether the directions agree (only a supported row has a direction), and why a difference is
+    expected."""
+    rows = []
+    for c in published.COUNTERPARTS:
+        if notebook is not None and c.notebook != notebook:
+            continue
+        mine = table[(table["notebook"].astype(str).str.zfill(2) == c.notebook)
+                     & table["finding"].str.contains(c.finding, regex=False)]
+        for _, r in mine.iterrows():
+            rows.append({"notebook": c.notebook, "our finding": r["finding"],
+                         "ours": f"{r['variant']} vs {r['baseline']}: {r['mean_diff']:+.1f} points, {r['verdict']}",
+                         "published": c.source, "theirs": c.theirs, "agreement": agreement(r, c.direction),
+                         "why a difference is expected": c.why})
+    return pd.DataFrame(rows, columns=["notebook", "our finding", "ours", "published", "theirs", "agreement",
+                                       "why a difference is expected"])
+
+
+def agreement(row: pd.Series, direction: int) -> str:
+    """Our row against the sign of a published effect, in words a reviewer would sign."""
+    if row["verdict"] != SUPPORTED:
+        miss = f" (could miss up to {row['mde']:.1f} points)" if pd.notna(row["mde"]) else ""
+        return f"not detected here{miss}: no direction to compare"
+    ours = 1 if row["mean_diff"] > 0 else -1
+    if direction == 0:
+        return "they report no clear or a negligible effect; we detect one"
+    return "same direction" if ours == direction else "opposite direction"
 
 
 def could_miss(row: pd.Series) -> str:

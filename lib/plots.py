@@ -429,11 +429,12 @@ def plot_learning_curve(frame: pd.DataFrame, title: str, floor: float | None = N
 def plot_failure_curve(curve: pd.DataFrame, half: pd.Series, title: str) -> plt.Figure:
     """Notebook 03: the share of failed runs against the learning rate (log axis), one line per arm, with Wilson
     95% intervals; a dotted mark where each arm crosses half (`lib.ablations.half_failure_rate`)."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 5.4))
     palette = dict(zip(curve["arm"].unique(), sns.color_palette(n_colors=curve["arm"].nunique())))
     for i, (arm, c) in enumerate(curve.groupby("arm", sort=False)):
         x = c["lr"] * (1 + 0.03 * (i - 1))  # a nudge, so intervals at one rate do not hide each other
-        ax.errorbar(x, c["failed (%)"], yerr=[c["failed (%)"] - c["CI low"], c["CI high"] - c["failed (%)"]],
+        below, above = (c["failed (%)"] - c["CI low"]).clip(lower=0), (c["CI high"] - c["failed (%)"]).clip(lower=0)
+        ax.errorbar(x, c["failed (%)"], yerr=[below, above],  # clipped: Wilson's ends round a hair past 0 and 100
                     marker="o", capsize=3, color=palette[arm], label=f"{arm} ({int(c['runs'].iloc[0])} runs per rate)")
         if pd.notna(half.get(arm)):
             ax.axvline(half[arm], color=palette[arm], linestyle=":", linewidth=1)
@@ -443,6 +444,7 @@ def plot_failure_curve(curve: pd.DataFrame, half: pd.Series, title: str) -> plt.
     ax.minorticks_off()
     ax.set(ylim=(-3, 103), xlabel="peak learning rate (log scale)", ylabel="failed runs (% of seeds)", title=title)
     ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
-    ax.legend(loc="upper left", fontsize=9, title="dotted: rate where half the runs fail", title_fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9, frameon=False,
+              title="dotted line: the rate where an arm's curve crosses half", title_fontsize=8)
     fig.tight_layout()
     return fig

@@ -72,6 +72,8 @@ class Grids:
     warmup_ratios: list[float]  # 03: linear schedule at each of warmup_rates
     warmup_shapes: bool  # full: also cosine / constant schedules, and warmup at the working rate
     weight_decays: list[float]  # 04: each λ for AdamW and for Adam+L2
+    decay_rates: list[float]  # 04: more rates, AdamW and Adam+L2 at the smallest and largest λ (Loshchilov & Hutter)
+    decay_rate_seeds: list[int]  # 04: seeds of those cells
     decay_everything: bool  # full: also AdamW with biases and LayerNorm decayed, and no decay at all
     llrd_xis: list[float]  # 05: at the working and at the aggressive rate
     batch_factor: int  # 07: batch × factor, at equal epochs (fewer updates) and at equal updates
@@ -115,6 +117,8 @@ _PROFILES: dict[str, Profile] = {
             warmup_ratios=[0.0, 0.1],
             warmup_shapes=False,
             weight_decays=[0.01],
+            decay_rates=[2e-4],
+            decay_rate_seeds=[0],
             decay_everything=False,
             llrd_xis=[1.0, 0.5],
             batch_factor=2,
@@ -148,6 +152,8 @@ _PROFILES: dict[str, Profile] = {
             warmup_ratios=[0.0, 0.2],
             warmup_shapes=False,
             weight_decays=[0.001, 0.01, 0.1],
+            decay_rates=[5e-5, 2e-4],
+            decay_rate_seeds=[0, 1, 2],
             decay_everything=False,
             llrd_xis=[1.0, 0.5],
             batch_factor=2,
@@ -180,6 +186,8 @@ _PROFILES: dict[str, Profile] = {
             warmup_ratios=[0.0, 0.06, 0.1, 0.2],
             warmup_shapes=True,
             weight_decays=[0.001, 0.01, 0.1],
+            decay_rates=[5e-5, 2e-4],
+            decay_rate_seeds=list(range(10)),
             decay_everything=True,
             llrd_xis=[1.0, 0.95, 0.9, 0.5],
             batch_factor=4,

@@ -159,9 +159,21 @@ def build(profile: Profile) -> str:
         "set, which add variance these rows do not measure.",
         "",
         *(section(nb, profile, table) for nb in ("01", "02", *ablations.NOTEBOOK.values(), "08", "09")),  # in order
+        literature_section(table),
         times_section(profile),
     ]
     return "\n".join(p for p in parts if p is not None)
+
+
+def literature_section(table: pd.DataFrame) -> str:
+    """Ours beside the published results (`lib.findings.literature`)."""
+    beside = findings.literature(table)
+    if beside.empty:
+        return ""
+    return "\n".join(["## Ours beside the literature", "",
+                      "Each finding with a published counterpart: the direction is compared only where ours is "
+                      "supported; the last column says why a difference is expected (model, budget, data).", "",
+                      beside.to_markdown(index=False), ""])
 
 
 README_BLOCKS = ("notebooks", "findings")

@@ -112,19 +112,24 @@ def show_summaries(result: SweepResult, summaries: dict[str, pd.DataFrame], verd
 
 def weight_norm_changes(result: SweepResult, data: str) -> pd.DataFrame:
     """Notebook 04: per run, how the weight norms changed from the starting weights (pretrained encoder + the
-    seed's new classifier, rebuilt here) to the end of training, and ‖θ − θ₀‖ at the end."""
-    grid, rows = result.grid, []
-    for s in grid.seeds:
-        names = result.run(grid.baseline, s, data).metrics["label_names"]
-        start = WeightStats(param_groups(load_model(grid.base.model, label_names=names, seed=s)[1], lr=1.0))()
-        for name in grid.variants:
-            last = result.run(name, s, data).history.dropna(subset=["norm/matrices"]).iloc[-1]
+    seed's new classifier, rebuilt here) to the end of training, ‖θ − θ₀‖ at the end, and its test accuracy: the
+    shrink each arm achieved beside what it scored."""
+    grid, rows, starts = result.grid, [], {}
+    for name in grid.variants:
+        for s in grid.seeds_of(name):
+            if s not in starts:
+                names = result.run(grid.baseline, grid.seeds[0], data).metrics["label_names"]
+                model = load_model(grid.base.model, label_names=names, seed=s)[1]
+                starts[s] = WeightStats(param_groups(model, lr=1.0))()
+            run, start = result.run(name, s, data), starts[s]
+            last = run.history.dropna(subset=["norm/matrices"]).iloc[-1]
             rows.append({
                 "variant": name,
                 "seed": s,
                 "Δ‖W‖ matrices (%)": 100 * (last["norm/matrices"] / start["norm/matrices"] - 1),
                 "Δ‖b, γ‖ bias+LN (%)": 100 * (last["norm/bias_and_norm"] / start["norm/bias_and_norm"] - 1),
                 "‖θ − θ₀‖ at the end": last["norm/moved"],
+                "test accuracy (%)": 100 * run.metrics["test_accuracy"],
             })
     order = list(grid.variants)
     return pd.DataFrame(rows).sort_values("variant", key=lambda v: v.map(order.index), kind="stable")

@@ -87,3 +87,47 @@ def test_a_sentence_says_what_a_not_detected_row_could_miss():
     assert row["verdict"] == findings.NOT_DETECTED
     assert f"could miss a true effect up to {row['mde']:.1f} points: 80% power at α = 0.05" in \
         findings.sentence(row)
+
+
+def test_a_curve_failure_row_pairs_each_rate_and_seed():
+    """Notebook 03's shift test: McNemar over (rate, seed) pairs; only the pairs whose outcome differs count."""
+    cells = {"lo0": [0.7] * 4, "lo1": [0.7] * 4, "hi0": [0.5, 0.5, 0.5, 0.7], "hi1": [0.7, 0.7, 0.5, 0.7]}
+    frame = runs(cells).sample(frac=1, random_state=0)  # row order must not matter
+    row = findings.curve_failures("f", frame, {1: ("lo1", "lo0"), 2: ("hi1", "hi0")}, "warm", "cold")
+    assert row["n_seeds"] == 8 and row["mean_diff"] == pytest.approx(-25.0)  # 1 vs 3 failed of 8 pairs
+    assert row["test"] == "McNemar exact on 8 (rate, seed) pairs: 1 vs 3 failed"
+    assert row["p"] == pytest.approx(0.5)  # 2 discordant pairs, both one way: 2 · 0.5²
+
+
+def test_the_failure_curve_and_where_it_crosses_half():
+    from lib import ablations, profiles
+
+    smoke = profiles.get("smoke")
+    name = ablations.warmup_name
+    frame = runs({name(5e-4, 0): [0.7, 0.5], name(1e-3, 0): [0.5, 0.5], name(5e-4, 0.1): [0.7, 0.7],
+                  name(1e-3, 0.1): [0.7, 0.5], name(5e-4, 0, optimizer="bertadam"): [0.5, 0.5],
+                  name(1e-3, 0, optimizer="bertadam"): [0.5, 0.5]})
+    curve = ablations.failure_curve(frame, smoke)
+    assert curve.set_index(["arm", "lr"])["failed"].to_dict() == {
+        ("warmup 0", 5e-4): 1, ("warmup 0", 1e-3): 2, ("warmup 0.1", 5e-4): 0, ("warmup 0.1", 1e-3): 1,
+        ("no bias correction, warmup 0", 5e-4): 2, ("no bias correction, warmup 0", 1e-3): 2}
+    assert (curve["CI low"] <= curve["failed (%)"]).all() and (curve["failed (%)"] <= curve["CI high"]).all()
+    half = ablations.half_failure_rate(curve)
+    assert half["warmup 0"] == pytest.approx(5e-4)  # exactly half at 5e-4
+    assert half["warmup 0.1"] == pytest.approx(1e-3) and math.isnan(half["no bias correction, warmup 0"])
+
+
+def test_findings_stand_beside_their_published_counterparts():
+    from lib import published
+
+    table = pd.DataFrame([
+        {"notebook": 7, "finding": "truncation: keep the tail instead of the head", "variant": "tail",
+         "baseline": "head", "mean_diff": 1.1, "mde": 5.1, "verdict": findings.NOT_DETECTED},
+        {"notebook": 4, "finding": "Adam+L2 against AdamW at λ 0.1", "variant": "L2", "baseline": "W",
+         "mean_diff": -13.1, "mde": 10.6, "verdict": findings.SUPPORTED}])
+    beside = findings.literature(table).set_index("our finding")
+    assert beside.loc["Adam+L2 against AdamW at λ 0.1", "agreement"] == "same direction"
+    assert beside.loc["truncation: keep the tail instead of the head", "agreement"] == \
+        "not detected here (could miss up to 5.1 points): no direction to compare"
+    assert "Sun et al. 2019, Table 2" in beside["published"].tolist()
+    assert all(c.notebook in findings.FAMILIES for c in published.COUNTERPARTS)

@@ -92,7 +92,7 @@ def test_grids_as_documented(profile_name):
     """Cells and seeds as the notebooks' design tables say: failure-rate cells get the failure seeds."""
     profile = profiles.get(profile_name)
     g = profile.grids
-    sizes = {"smoke": (6, 2, 4, 5), "quick": (12, 6, 4, 6), "full": (41, 8, 8, 8)}[profile_name]
+    sizes = {"smoke": (6, 5, 4, 5), "quick": (12, 15, 4, 6), "full": (41, 17, 8, 8)}[profile_name]
     for name, size in zip(ablations.GRIDS, sizes):
         s = ablations.get(name, profile)
         assert len(s.variants) == size and s.baseline in s.variants, name
@@ -201,3 +201,16 @@ def test_two_shard_processes_at_once_train_each_run_once_and_keep_the_csv_whole(
     table = pd.read_csv(tmp_path / f"{grid.experiment}.csv")
     assert sorted(table["run_id"].tolist()) == sorted(expected)  # one row per run, no torn or doubled rows
     assert table["test_accuracy"].between(0, 1).all()
+
+
+def test_the_matched_decay_shrinks_as_much_as_adam_l2_did():
+    """Notebook 04's H1 arm: AdamW's λ whose compounded (1 − lr_t·λ) over the baseline's schedule leaves 96%."""
+    from lib.optim import decoupled_shrink
+
+    lam = ablations.matched_decay(QUICK)
+    rates = ablations.schedule_rates(finetune.baseline_spec(QUICK).with_overrides(lr=finetune.WORKING_LR))
+    assert len(rates) == 64 and rates.max() == pytest.approx(finetune.WORKING_LR)
+    assert decoupled_shrink(rates, [lam])["shrink (%)"].iloc[0] == pytest.approx(100 * ablations.L2_SHRINK, abs=0.05)
+    grid = ablations.weight_decay(QUICK)
+    assert grid.variants[ablations.decay_name("adamw", lam)]["weight_decay"] == lam
+    assert grid.seeds_of(ablations.decay_name("adam_l2", 0.1, lr=2e-4)) == QUICK.grids.decay_rate_seeds
