@@ -508,7 +508,7 @@ def literature(table: pd.DataFrame, notebook: str | None = None) -> pd.DataFrame
         if notebook is not None and c.notebook != notebook:
             continue
         mine = table[(table["notebook"].astype(str).str.zfill(2) == c.notebook)
-                     & table["finding"].str.contains(c.finding, regex=False)]
+                     & table["finding"].str.contains(c.finding, regex=True)]
         for _, r in mine.iterrows():
             rows.append({"notebook": c.notebook, "our finding": r["finding"],
                          "ours": f"{r['variant']} vs {r['baseline']}: {r['mean_diff']:+.1f} points, {r['verdict']}",
@@ -518,12 +518,14 @@ def literature(table: pd.DataFrame, notebook: str | None = None) -> pd.DataFrame
                                        "why a difference is expected"])
 
 
-def agreement(row: pd.Series, direction: int) -> str:
+def agreement(row: pd.Series, direction: int | None) -> str:
     """Our row against the sign of a published effect, in words a reviewer would sign."""
     if row["verdict"] != SUPPORTED:
         miss = f" (could miss up to {row['mde']:.1f} points)" if pd.notna(row["mde"]) else ""
         return f"not detected here{miss}: no direction to compare"
     ours = 1 if row["mean_diff"] > 0 else -1
+    if direction is None:
+        return "both find an effect"
     if direction == 0:
         return "they report no clear or a negligible effect; we detect one"
     return "same direction" if ours == direction else "opposite direction"

@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 import pytest
 
-from lib import finetune
+from lib import ablations, finetune
 from lib.data import DataError, load_data
 from lib.finetune import FinetuneSpec
 from lib.paths import ROOT
@@ -294,7 +294,7 @@ def test_sweep_cli_on_a_user_csv(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     summary = pd.read_csv(tmp_path / "results" / "ablation_warmup__reviews_summary.csv")
-    assert set(summary["data"]) == {"reviews"} and len(summary) == 2
+    assert set(summary["data"]) == {"reviews"} and len(summary) == len(ablations.get("warmup", SMOKE).variants)
 
 
 @pytest.mark.notebook
