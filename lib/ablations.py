@@ -35,8 +35,10 @@ tokens, so about half of the sentences lose words — the regime of Sun et al.'s
 
 
 def _grid(experiment: str, profile: Profile, device: str, variants: dict[str, dict], baseline: str,
-          failure_cells: list[str] = ()) -> Grid:
-    seeds = {name: profile.grids.failure_seeds for name in failure_cells}
+          failure_cells: list[str] = (), cell_seeds: dict[str, list[int]] | None = None) -> Grid:
+    """A grid on the profile's baseline: the paired seeds, the failure seeds for `failure_cells`, and any other
+    seeds `cell_seeds` names."""
+    seeds = {name: profile.grids.failure_seeds for name in failure_cells} | (cell_seeds or {})
     return Grid(experiment, baseline_spec(profile, device=device), variants, baseline, profile.grids.paired_seeds,
                 profile.datasets, seeds)
 
@@ -82,11 +84,13 @@ def failure_curve(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     g = profile.grids
     arms = {f"warmup {w:g}": {lr: warmup_name(lr, w) for lr in g.warmup_rates} for w in g.warmup_ratios}
     arms["no bias correction, warmup 0"] = {lr: warmup_name(lr, 0.0, optimizer="bertadam") for lr in g.warmup_rates}
-    failed = stats.failed_runs(frame) if not frame.empty else pd.Series(dtype=bool)
+    if frame.empty:
+        return pd.DataFrame(columns=["arm", "lr", "failed", "runs", "failed (%)", "CI low", "CI high"])
+    failed = stats.failed_runs(frame)
     rows = []
     for arm, cells in arms.items():
         for lr, cell in cells.items():
-            runs = failed[frame["variant"] == cell] if not frame.empty else failed
+            runs = failed[frame["variant"] == cell]
             if runs.empty:
                 continue
             k, n = int(runs.sum()), len(runs)
@@ -109,8 +113,10 @@ def half_failure_rate(curve: pd.DataFrame) -> pd.Series:
             out[arm] = float(c["lr"].iloc[0]) if len(y) and y[0] == 50 else math.nan
             continue
         i = cross[0]
-        order = slice(i, i + 2) if y[i] < y[i + 1] else slice(i + 1, i - 1 if i else None, -1)
-        out[arm] = float(np.exp(np.interp(50, y[order], x[order])))
+        ys, xs = y[i:i + 2], x[i:i + 2]
+        if ys[0] > ys[1]:  # np.interp needs the failure rates rising
+            ys, xs = ys[::-1], xs[::-1]
+        out[arm] = float(np.exp(np.interp(50, ys, xs)))
     return pd.Series(out, name="lr where half the runs fail")
 
 
@@ -177,9 +183,8 @@ def weight_decay(profile: Profile, device: str = "auto") -> Grid:
         variants[decay_name("adamw", 0.01, True)] = {"lr": WORKING_LR, "weight_decay": 0.01,
                                                      "exclude_bias_and_norm": False}
         variants[decay_name("adamw", 0.0)] = {"lr": WORKING_LR, "weight_decay": 0.0}
-    grid = _grid("ablation_weight_decay", profile, device, variants | rates, decay_name("adamw", 0.01))
-    return Grid(grid.experiment, grid.base, grid.variants, grid.baseline, grid.seeds, grid.datasets,
-                {name: g.decay_rate_seeds for name in rates})
+    return _grid("ablation_weight_decay", profile, device, variants | rates, decay_name("adamw", 0.01),
+                 cell_seeds={name: g.decay_rate_seeds for name in rates})
 
 
 def llrd_name(lr: float, xi: float) -> str:

@@ -65,8 +65,8 @@ def difference_of_differences(finding: str, frame: pd.DataFrame, pairs: tuple[tu
     """An interaction: (a − a₀) − (b − b₀), each pair by seed, over the seeds all four cells share."""
     if frame.empty or by not in frame:
         return {}
-    keys = ["seed"] + [c for c in stats.PAIR_ALSO if c in frame]
-    acc = frame.pivot_table(index=keys, columns=by, values="test_accuracy", aggfunc="first") * 100
+    acc = frame.pivot_table(index=stats.pair_keys(frame, by), columns=by, values="test_accuracy",
+                            aggfunc="first") * 100
     cells = [c for pair in pairs for c in pair]
     if not set(cells) <= set(acc.columns):
         return {}
@@ -223,7 +223,7 @@ def curve_failures(finding: str, frame: pd.DataFrame, cells: dict[float, tuple[s
     if frame.empty:
         return {}
     failed = frame.assign(failed=stats.failed_runs(frame))
-    keys = ["seed"] + [c for c in stats.PAIR_ALSO if c in frame]
+    keys = stats.pair_keys(frame)
     pairs = []
     for a, b in cells.values():
         arm_a, arm_b = (failed[failed["variant"] == c].set_index(keys)["failed"] for c in (a, b))

@@ -84,7 +84,7 @@ def compare(
     would depend on row order."""
     if baseline not in set(df[by]):
         raise ValueError(f"Baseline variant {baseline!r} is not among the runs {sorted(set(df[by]))}.")
-    keys = [seed] + [c for c in PAIR_ALSO if c in df and c not in (by, seed)]
+    keys = pair_keys(df, by, seed)
     arms = {name: g.set_index(keys)[metric] * scale for name, g in df.groupby(by, sort=False)}
     for name, values in arms.items():
         if values.index.duplicated().any():
@@ -130,6 +130,12 @@ def compare(
 
 PAIR_ALSO = ("data",)
 """Design columns a pair shares besides the seed (`compare`)."""
+
+
+def pair_keys(frame: pd.DataFrame, by: str = "variant", seed: str = "seed") -> list[str]:
+    """The columns that make two runs of different arms a pair: the seed, and each of `PAIR_ALSO` the frame
+    has (other than the contrast `by`)."""
+    return [seed] + [c for c in PAIR_ALSO if c in frame and c not in (by, seed)]
 
 
 def _constant(d: np.ndarray) -> bool:
