@@ -270,16 +270,17 @@ def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run]
     best = min(range(len(runs)), key=lambda i: (score[i] if lower else -score[i], i))
     kept = store.run(experiment, specs[best], profile, keep_checkpoint=True)
     spec, t = specs[best], specs[best].train
-    sizes = {k: len(v) for k, v in dsd.items()}
+    sizes, identity = {k: len(v) for k, v in dsd.items()}, spec.identity()
     meta = {"label_names": kept.metrics["label_names"], "max_length": t.max_length, "truncation": t.truncation,
             "run_id": kept.run_id, "experiment": experiment, "seed": t.seed, "model": spec.model,
-            "data": spec.identity()["data"], "test_accuracy": kept.metrics["test_accuracy"]}
+            "data": identity["data"], "test_accuracy": kept.metrics["test_accuracy"]}
     acc = np.array([r.metrics["test_accuracy"] for r in runs]) * 100
     f1 = np.array([r.metrics["test_macro_f1"] for r in runs]) * 100
     spread = lambda x: f"{x.mean():.1f} ± {x.std(ddof=1):.1f}" if len(x) > 1 else f"{x[0]:.1f} (one seed)"  # noqa: E731
-    data = spec.data.path if isinstance(spec.data, DataSource) else spec.data
-    fingerprint = ", ".join(spec.identity()["data"].get("fingerprint", [])) if isinstance(spec.data, DataSource) \
-        else f"shipped data set, version {spec.data_version}"
+    own = isinstance(spec.data, DataSource)
+    data = spec.data.path if own else spec.data
+    content = f"sha256 {', '.join(identity['data']['fingerprint'])}…" if own else f"data version {spec.data_version}"
+    chosen = f"{score[best]:.3f}" if lower else f"{100 * score[best]:.1f}%"
     card = "\n".join([
         f"# {data_label(spec.data)}: a text classifier fine-tuned from {spec.model}",
         "",
@@ -288,13 +289,13 @@ def save_model(experiment: str, specs: list[FinetuneSpec], runs: list[store.Run]
         "",
         "| | |",
         "|---|---|",
-        f"| data | `{data}` (sha256 {fingerprint}…); train {sizes['train']:,} / validation "
+        f"| data | `{data}` ({content}); train {sizes['train']:,} / validation "
         f"{sizes['validation']:,} / test {sizes['test']:,} |",
-        f"| recipe | AdamW lr {lr_label(t.lr)}, weight decay {t.weight_decay:g}, warmup {t.warmup_ratio:g} of the run, "
-        f"{t.epochs:g} epoch(s), batch {t.batch_size}, max_length {t.max_length} ({t.truncation}), "
-        f"best validation {metric} kept |",
+        f"| recipe | {t.optimizer} lr {lr_label(t.lr)}, weight decay {t.weight_decay:g}, warmup "
+        f"{t.warmup_ratio:g} of the run, {t.epochs:g} epoch(s), batch {t.batch_size}, max_length {t.max_length} "
+        f"({t.truncation}), best validation {metric} kept |",
         f"| this model | seed {t.seed}: the best validation {metric} of {len(runs)} seed(s) "
-        f"({100 * score[best]:.1f}%); test accuracy {100 * kept.metrics['test_accuracy']:.1f}% |",
+        f"({chosen}); test accuracy {100 * kept.metrics['test_accuracy']:.1f}% |",
         f"| over the {len(runs)} seed(s) | test accuracy {spread(acc)}%, macro-F1 {spread(f1)}% (mean ± std) |",
         f"| TF-IDF + logistic regression floor | test accuracy {100 * floor['test_accuracy']:.1f}%, macro-F1 "
         f"{100 * floor['test_macro_f1']:.1f}% on the same split |",

@@ -54,6 +54,7 @@ def test_the_card_says_which_seed_and_how_good(saved):
     best = runs.sort_values(["best_val_accuracy", "train.seed"], ascending=[False, True]).iloc[0]
     assert f"seed {int(best['train.seed'])}: the best validation accuracy of 2 seed(s)" in card
     assert f"test accuracy {100 * best['test_accuracy']:.1f}%" in card and "TF-IDF" in card and "sha256" in card
+    assert "| recipe | adamw lr 1e-4" in card
 
 
 def test_pipeline_loads_the_folder(saved):
