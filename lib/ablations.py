@@ -1,4 +1,4 @@
-"""The workbook's ablation grids (notebooks 03, 04, 05, 07).
+"""The workbook's grids (notebooks 02, 03, 04, 05, 07).
 
 Everything here is data: each grid is a `Grid` of named overrides of
 `lib.finetune.baseline_spec(profile)` (what notebook 02 fine-tunes), with the
@@ -28,10 +28,10 @@ AGGRESSIVE_LR = 5e-4
 Picked by a pilot before the grids ran: at 1e-3 every run collapsed with or without warmup, at 3e-4 none did;
 a failure rate can only move where it is neither 0 nor 1."""
 
-TRUNCATION_LENGTH = 24
-"""Tokens kept in the truncation comparison: movie_snippets' median sentence is 26
-tokens, so about half of the sentences lose words — the regime of Sun et al.'s
-512-token cut of IMDb reviews, scaled to the longest labelled texts we ship."""
+TRUNCATION_LENGTH = 16
+"""Tokens kept in the truncation comparison ([CLS] and [SEP] included): movie_snippets' median sentence is 26
+tokens, so 81% of the training sentences lose words (55% at 24) — the regime of Sun et al.'s 512-token cut of
+IMDb reviews, scaled to the longest labelled texts we ship."""
 
 
 def _grid(experiment: str, profile: Profile, device: str, variants: dict[str, dict], baseline: str,
@@ -47,6 +47,47 @@ def _schedule(schedule: str, warmup: float) -> dict:
     # HF's "constant" ignores warmup; with warmup the same idea is "constant_with_warmup"
     name = "constant_with_warmup" if schedule == "constant" and warmup > 0 else schedule
     return {"schedule": name, "warmup_ratio": warmup}
+
+
+BASELINE_DATASETS = ["movie_snippets", "trec6"]
+"""Notebook 02 runs the baseline on both shipped tasks, whatever the profile's ablation data sets."""
+
+
+def rate_name(lr: float) -> str:
+    return f"lr {lr_label(lr)}"
+
+
+def rates(profile: Profile, device: str = "auto") -> Grid:
+    """Notebook 02: the baseline recipe over a curve of peak rates (`Grids.baseline_rates`), on both shipped tasks,
+    with the paired seeds: is BERT-base's 2e-5 right for a 6-layer model on a short budget, and where does the curve
+    turn over?"""
+    g = profile.grids
+    variants = {rate_name(lr): {"lr": lr} for lr in g.baseline_rates}
+    return Grid("finetune_baseline", baseline_spec(profile, device=device), variants, rate_name(WORKING_LR),
+                g.paired_seeds, BASELINE_DATASETS)
+
+
+def curve_name(n: int, epochs: float, updates: int) -> str:
+    return f"{n:,} sentences · {epochs:g} epochs · {updates} updates"
+
+
+def learning_curve(profile: Profile, device: str = "auto") -> Grid:
+    """Notebook 02: does more data help, or only the more updates it brings? At the working rate, each size of
+    `Profile.curve_examples` at the budget's epochs (more data and more updates), at the budget's number of updates
+    (more data only), and the budget's sentences for as many updates as the larger set gets (more updates only).
+    Every cell evaluates as often as the budget does, so validation chooses among as many checkpoints."""
+    b = profile.finetune
+    n0, e0 = b.max_train_examples, b.epochs
+    u0 = math.ceil(n0 / b.batch_size) * e0 if n0 else 0
+    cells = {curve_name(n0, e0, u0): {"lr": WORKING_LR}} if n0 else {rate_name(WORKING_LR): {"lr": WORKING_LR}}
+    for n in profile.curve_examples if n0 else []:
+        u = math.ceil(n / b.batch_size) * e0
+        cells[curve_name(n, e0, u)] = {"lr": WORKING_LR, "max_train_examples": n}
+        cells[curve_name(n, e0 * u0 / u, u0)] = {"lr": WORKING_LR, "max_train_examples": n, "epochs": e0 * u0 / u,
+                                                  "eval_every": int(u0 / e0)}
+        cells[curve_name(n0, e0 * u / u0, u)] = {"lr": WORKING_LR, "epochs": e0 * u / u0, "eval_every": int(u / e0)}
+    return Grid("finetune_baseline", baseline_spec(profile, device=device), cells, next(iter(cells)),
+                profile.grids.paired_seeds, BASELINE_DATASETS[:1])
 
 
 def warmup_name(lr: float, warmup: float, schedule: str = "linear", optimizer: str = "adamw") -> str:
@@ -192,44 +233,66 @@ def llrd_name(lr: float, xi: float) -> str:
 
 
 def llrd(profile: Profile, device: str = "auto") -> Grid:
-    """Notebook 05: layer-wise LR decay ξ at the working rate and at the aggressive one, where the lower
-    layers are most at risk (Zhang et al. 2021); ξ is compared within a rate, never across."""
+    """Notebook 05: layer-wise LR decay ξ over a curve of rates (`Grids.llrd_rates`). ξ < 1 lowers every rate below
+    the top layer, so ξ against ξ 1 at one base rate also compares two mean rates; over the curve each ξ can be
+    compared at its own best rate (`best_rates`), and ξ's effect traced as the rate rises. The aggressive rate's
+    cells get the failure seeds: there the lower layers are most at risk (Zhang et al. 2021)."""
     g = profile.grids
-    variants = {llrd_name(lr, xi): {"lr": lr, "xi": xi} for lr in (WORKING_LR, AGGRESSIVE_LR) for xi in g.llrd_xis}
-    hot = [llrd_name(AGGRESSIVE_LR, xi) for xi in g.llrd_xis]
+    variants = {llrd_name(lr, xi): {"lr": lr, "xi": xi} for lr in g.llrd_rates for xi in g.llrd_xis}
+    hot = [llrd_name(AGGRESSIVE_LR, xi) for xi in g.llrd_xis if AGGRESSIVE_LR in g.llrd_rates]
     return _grid("ablation_llrd", profile, device, variants, llrd_name(WORKING_LR, 1.0), hot)
 
 
-def batch_name(batch: int, updates: int) -> str:
-    return f"batch {batch} · {updates} updates"
+def best_rates(frame: pd.DataFrame, profile: Profile) -> dict[float, float]:
+    """Per ξ, the rate of `Grids.llrd_rates` with the best mean *validation* accuracy over its seeds (empty if no
+    runs): the choice a practitioner makes, so the test set stays out of it and ξ and ξ 1 each get their own."""
+    if frame.empty:
+        return {}
+    g, out = profile.grids, {}
+    for xi in g.llrd_xis:
+        val = {lr: frame.loc[frame["variant"] == llrd_name(lr, xi), "best_val_accuracy"].mean() for lr in g.llrd_rates}
+        val = {lr: v for lr, v in val.items() if pd.notna(v)}
+        if val:
+            out[xi] = max(val, key=val.get)
+    return out
+
+
+def batch_name(batch: int, updates: int | None, lr: float = WORKING_LR) -> str:
+    return f"batch {batch} · " + (f"{updates} updates · " if updates else "") + f"lr {lr_label(lr)}"
 
 
 def length_name(n: int, truncation: str = "head") -> str:
     return f"max_length {n} · {truncation}"
 
 
+def scaled_rate(factor: int) -> float:
+    """The working rate × √factor, to 3 significant digits: the square-root rule for a batch `factor` times larger
+    (Hoffer et al. 2017; Malladi et al. 2022 for Adam), which keeps the noise of an update about the same."""
+    return float(f"{WORKING_LR * math.sqrt(factor):.3g}")
+
+
+def batch_cell(profile: Profile, factor: int = 1, scaled: bool = False) -> str:
+    """Notebook 07's cell name for the batch × `factor` at equal epochs, at the working rate or `scaled_rate`."""
+    b, n, epochs = profile.finetune.batch_size, profile.finetune.max_train_examples, profile.finetune.epochs
+    updates = int(math.ceil(n / b) * epochs / factor) if n else None  # all data: the epochs are the budget
+    return batch_name(b * factor, updates, scaled_rate(factor) if scaled else WORKING_LR)
+
+
 def batch_seq(profile: Profile, device: str = "auto") -> Grid:
-    """Notebook 07: a bigger batch at equal epochs (fewer updates) and at equal updates (more epochs),
-    which end of a long text to keep (Sun et al. 2019, Table 2), and in full shorter maximum lengths."""
-    p = profile  # p.finetune: the budget every cell shares
-    b, k = p.finetune.batch_size, p.grids.batch_factor
-    n = p.finetune.max_train_examples
-    updates = math.ceil(n / b) * p.finetune.epochs if n else None
-
-    def named(batch: int, factor: float) -> str:
-        return batch_name(batch, int(updates * factor)) if updates else f"batch {batch} · ×{factor:g} updates"
-
-    cells = {
-        named(b, 1): {"lr": WORKING_LR},
-        named(b * k, 1 / k): {"lr": WORKING_LR, "batch_size": b * k},
-        named(b * k, 1): {"lr": WORKING_LR, "batch_size": b * k, "epochs": p.finetune.epochs * k},
-    }
+    """Notebook 07: bigger batches at equal epochs (so fewer updates), each at the working rate and at the rate
+    scaled by √factor — whether a bigger batch loses accuracy, and whether a larger rate wins it back; which end
+    of a long text to keep (Sun et al. 2019, Table 2); in full also shorter maximum lengths."""
+    p, b = profile, profile.finetune.batch_size
+    cells = {batch_cell(p): {"lr": WORKING_LR}}
+    for k in p.grids.batch_factors:
+        cells[batch_cell(p, k)] = {"lr": WORKING_LR, "batch_size": b * k}
+        cells[batch_cell(p, k, scaled=True)] = {"lr": scaled_rate(k), "batch_size": b * k}
     cells |= {length_name(m): {"lr": WORKING_LR, "max_length": m} for m in p.grids.lengths}
     cells |= {
         length_name(TRUNCATION_LENGTH, t): {"lr": WORKING_LR, "max_length": TRUNCATION_LENGTH, "truncation": t}
         for t in p.grids.truncations
     }
-    return _grid("batch_seq_len", profile, device, cells, named(b, 1))
+    return _grid("batch_seq_len", profile, device, cells, batch_cell(p))
 
 
 def truncation_beside_published(frame: pd.DataFrame) -> pd.DataFrame:
@@ -247,6 +310,8 @@ NOTEBOOK = {"warmup": "03", "weight_decay": "04", "llrd": "05", "batch_seq": "07
 """Grid name → the notebook that runs it."""
 
 GRIDS: dict[str, Callable[..., Grid]] = {
+    "rates": rates,
+    "learning_curve": learning_curve,
     "warmup": warmup,
     "weight_decay": weight_decay,
     "llrd": llrd,

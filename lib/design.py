@@ -36,7 +36,7 @@ NOTEBOOK_EXPERIMENTS = {
     "05_ablation_llrd.ipynb": ["ablation_llrd"],
     "06_pitfalls.ipynb": ["pitfalls_measurement"],
     "07_batch_size_seq_len.ipynb": ["batch_seq_len"],
-    "08_distillation_compression.ipynb": ["distill_teacher", "distill_labels_only", "distill"],
+    "08_distillation_compression.ipynb": ["distill_teacher", "distill"],
     "09_your_data.ipynb": ["finetune__amazon_review_sentences", "ablation_llrd__amazon_review_sentences"],
 }
 """The experiments each notebook stores its runs under, in notebook order (for the compute table)."""
@@ -87,8 +87,8 @@ def compute_by_notebook(profile: Profile) -> pd.DataFrame:
 
 
 def time_sentence(notebook: str, profile: Profile) -> str:
-    """What the notebook took in `profile` when it last trained its runs, from the record (or that it was not
-    measured); replaying stored runs takes seconds."""
+    """What the notebook takes in `profile` from an empty `results/runs/`, as recorded when it last trained runs (or
+    that it was not measured); replaying stored runs takes seconds."""
     name = notebook_file(notebook)
     seconds = notebook_times(profile).get(name)
     if seconds is None or pd.isna(seconds):
@@ -97,7 +97,7 @@ def time_sentence(notebook: str, profile: Profile) -> str:
     minutes, runs = (compute.loc[name, "compute (min)"], int(compute.loc[name, "runs"])) if name in compute.index \
         else (0.0, 0)
     spent = f", {duration(60 * minutes)} of it training and testing {runs} run{'s' * (runs != 1)}" if minutes else ""
-    return (f"*{profile.name}*: **{duration(seconds)}** of wall time when it last trained its runs{spent} "
+    return (f"*{profile.name}*: **{duration(seconds)}** from an empty `results/runs/`{spent} "
             "(`results/notebook_times.csv`); stored runs replay in seconds.")
 
 
@@ -138,14 +138,18 @@ def _row(notebook: str, p: Profile) -> dict:
                 "seeds": len(p.grids.paired_seeds),
                 "MiniLM continued": f"{t.minilm_steps:,} steps" if t.minilm_steps else "no"}
     if notebook == "02":
-        return {**_sizes(p), "seeds": len(p.seeds), "learning curve": ", ".join(f"{n:,}" for n in p.curve_examples)
-                or "–"}
+        rates = ablations.rates(p)
+        return {"data": ", ".join(rates.datasets), **_sizes(p),
+                "rates": ", ".join(map(lr_label, p.grids.baseline_rates)), "seeds": len(rates.seeds),
+                "learning curve": "; ".join(list(ablations.learning_curve(p).variants)[1:]) or "–"}
     if notebook == "06":
         return {"training sentences": p.pitfall_sentences, "optimizer steps": p.pitfall_steps}
     if notebook == "08":
-        return {"training sentences": _n(p.distill_examples), "teacher epochs": f"{p.distill_teacher_epochs:g}",
-                "student epochs": f"{p.distill_student_epochs:g}", "α": ", ".join(f"{a:g}" for a in p.distill_alphas),
-                "seeds per α": len(p.grids.failure_seeds), "latency sentences": p.latency_sentences}
+        return {"labelled sentences": _n(p.distill_examples), "transfer sentences": _n(p.distill_transfer),
+                "teacher epochs": f"{p.distill_teacher_epochs:g}", "student epochs": f"{p.distill_student_epochs:g}",
+                "α": ", ".join(f"{a:g}" for a in p.distill_alphas),
+                "student rates": ", ".join(map(lr_label, p.distill_rates)), "seeds per cell": len(p.grids.paired_seeds),
+                "latency sentences": p.latency_sentences}
     if notebook == "09":  # your data: every row (Profile.own_data)
         return {**_sizes(p, p.own_data), "seeds": len(p.seeds)}
     return {}
@@ -176,12 +180,13 @@ def notebook_map() -> str:
     """The README's reading order: each notebook, its question and its measured quick time, as Markdown."""
     quick = profiles.get("quick")
     times = notebook_times(quick)
-    lines, paths = ["| notebook | question | quick, measured |", "|---|---|---|"], notebooks()
+    lines, paths = ["| notebook | question | quick, from empty |", "|---|---|---|"], notebooks()
     for path in paths:
         seconds = times.get(path.name)
         shown = "–" if seconds is None or pd.isna(seconds) else duration(seconds)
         lines.append(f"| [{path.stem}](notebooks/{path.name}) | {question(path.name)} | {shown} |")
     total = sum(float(times.get(p.name, 0.0)) for p in paths)
-    lines += ["", f"All {len(paths)} from an empty `results/runs/`: **{total / 60:.0f} min** of notebook time, as "
-              "`results/notebook_times.csv` last recorded each (replaying the stored runs: minutes)."]
+    lines += ["", f"All {len(paths)} from an empty `results/runs/`: **{total / 60:.0f} min** on the 2-core CPU, as "
+              "`results/notebook_times.csv` last recorded each: the wall time of the last pass that trained, plus the "
+              "recorded training and testing time of the runs that pass replayed (replaying everything: minutes)."]
     return "\n".join(lines)

@@ -7,8 +7,12 @@
 * `DistillSpec`: a student run. Its teacher is an ordinary fine-tuning run
   stored through `lib.store.run` with its weights kept under
   `checkpoints/finetune/<run_id>/` (git-ignored; rebuilt if missing); the
-  student trains through `lib.classify.train_classifier` with the teacher's logits as
-  an extra training column and the model wrapped in `DistillationLoss`.
+  student trains through `lib.classify.train_classifier` on its labelled
+  sentences plus unlabelled *transfer* sentences the teacher labels
+  (`transfer_sentences`), with the teacher's logits as an extra training
+  column and the model wrapped in `DistillationLoss`. With α = 0 it learns the
+  teacher's hard labels on the transfer sentences (pseudo-labels), so α
+  compares soft targets with hard ones on the same sentences.
 * `quantize_int8`, `size_on_disk_mb`, `latency_ms`: dynamic int8 quantisation of
   the Linear layers (weights int8, activations quantised on the fly) and what
   it costs and saves.
@@ -17,31 +21,32 @@
 from __future__ import annotations
 
 import copy
-import functools
 import io
+import json
 import statistics
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from datasets import DatasetDict
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from lib import finetune, store
 from lib.classify import predict, tokenize
-from lib.data import label_names, load_data
+from lib.data import SPLIT_SEED, label_names, load_data
 from lib.finetune import FinetuneSpec
 from lib.models import load_model
 from lib.paths import located
 from lib.profiles import Profile
 from lib.store import Record, Run
-from lib.train_config import TrainConfig
 
 
 class DistillationLoss(nn.Module):
@@ -77,31 +82,48 @@ def train_teacher(spec: FinetuneSpec, profile: Profile) -> Run:
     return store.run("distill_teacher", spec, profile, keep_checkpoint=True)
 
 
-def teacher_logits(teacher: Path | str, spec: FinetuneSpec) -> np.ndarray:
-    """The teacher's logits on the student's training split (same subsample).
-
-    Cached per teacher and split within a process: every seed of a student
-    sees the same soft targets, computed once (≈ 6 s for 2,048 sentences).
-    """
-    return _teacher_logits(
-        str(located(teacher)),
-        spec.data,
-        spec.max_train_examples,
-        spec.max_eval_examples,
-        spec.max_test_examples,
-        spec.train.max_length,
-        spec.train.use_bf16,
-    ).copy()
+def transfer_sentences(spec: FinetuneSpec, n: int | None) -> datasets.Dataset:
+    """Up to `n` training sentences (None: all) that the labelled subsample of `spec` does not hold, a fixed draw
+    (`lib.data.SPLIT_SEED`): the unlabelled transfer data the teacher labels. Sanh et al. distil on the teacher's
+    pretraining corpus; we use the rest of the task's training split, its labels unread."""
+    labelled = set(spec.dataset()["train"]["text"])
+    rest = load_data(spec.data)["train"].filter(lambda text: text not in labelled, input_columns="text")
+    rest = rest.shuffle(seed=SPLIT_SEED)
+    return rest.select(range(len(rest) if n is None else min(n, len(rest))))
 
 
-@functools.lru_cache(maxsize=4)
-def _teacher_logits(teacher: str, data: str, n_train, n_eval, n_test, max_length: int, bf16: bool) -> np.ndarray:
-    dsd = load_data(data, max_train_examples=n_train, max_eval_examples=n_eval, max_test_examples=n_test)
-    tokenizer, model = load_model(teacher, "classification", label_names=label_names(dsd))
-    logits, _, _ = predict(
-        model.to(torch.device("cpu")), tokenize(dsd, tokenizer, max_length)["train"], tokenizer, bf16=bf16
-    )
-    return logits
+def student_data(teacher: Path | str, spec: FinetuneSpec, transfer: int | None) -> tuple[DatasetDict, np.ndarray]:
+    """The student's data set — its labelled sentences, then `transfer` unlabelled ones labelled with the teacher's
+    argmax — and the teacher's logits on each of its training sentences. Cached per teacher and data within a
+    process: every seed, rate and α of a student sees the same targets, computed once."""
+    data = spec.identity() | {"train": None}
+    key = json.dumps([str(located(teacher)), data, spec.train.max_length, spec.train.use_bf16, transfer],
+                     sort_keys=True, default=str)
+    if key not in _STUDENT_DATA:
+        _STUDENT_DATA.clear()  # one teacher at a time: a notebook needs one, a test a few
+        _STUDENT_DATA[key] = _label_with_teacher(located(teacher), spec, transfer)
+    dsd, logits = _STUDENT_DATA[key]
+    return DatasetDict(dict(dsd)), logits.copy()
+
+
+_STUDENT_DATA: dict[str, tuple[DatasetDict, np.ndarray]] = {}
+
+
+def _label_with_teacher(teacher: Path, spec: FinetuneSpec, transfer: int | None) -> tuple[DatasetDict, np.ndarray]:
+    dsd = spec.dataset()
+    n_labelled = len(dsd["train"])
+    if transfer != 0:
+        extra = transfer_sentences(spec, transfer).cast(dsd["train"].features)
+        dsd["train"] = datasets.concatenate_datasets([dsd["train"], extra])
+    tokenizer, model = load_model(str(teacher), "classification", label_names=label_names(dsd))
+    logits, _, _ = predict(model.to(torch.device("cpu")), tokenize(dsd, tokenizer, spec.train.max_length)["train"],
+                           tokenizer, bf16=spec.train.use_bf16)
+    labels = np.asarray(dsd["train"]["label"])
+    labels[n_labelled:] = logits[n_labelled:].argmax(-1)  # transfer sentences: the teacher's labels, theirs unread
+    column = dsd["train"].features["label"]
+    dsd["train"] = dsd["train"].remove_columns("label").add_column("label", labels.tolist()).cast_column("label",
+                                                                                                         column)
+    return dsd, logits
 
 
 @dataclass
@@ -111,7 +133,8 @@ class DistillSpec:
     student: FinetuneSpec
     teacher: FinetuneSpec = field(default_factory=FinetuneSpec)
     temperature: float = 2.0
-    alpha: float = 0.5  # weight of the soft (teacher) term; 0 = labels only
+    alpha: float = 0.5  # weight of the soft (teacher) term; 0 = hard labels only
+    transfer: int | None = 0  # unlabelled training sentences the teacher labels, besides the labelled (None: all)
 
     kind = "distill"
     keeps_checkpoint = False
@@ -119,35 +142,54 @@ class DistillSpec:
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 <= self.alpha <= 1:
             raise ValueError(f"Need temperature > 0 and 0 ≤ alpha ≤ 1; got {self.temperature}, {self.alpha}.")
+        if self.transfer is not None and (isinstance(self.transfer, bool) or self.transfer < 0):
+            raise ValueError(f"transfer is a number of sentences ≥ 0 (or None: all the rest), got {self.transfer!r}.")
+
+    @property
+    def plain(self) -> bool:
+        """Labels only and no transfer sentences: the student's plain fine-tuning run, teacher unused."""
+        return self.alpha == 0 and self.transfer == 0
 
     def identity(self) -> dict:
-        """With alpha = 0 (labels only) the run is exactly the student's plain fine-tuning run."""
-        return self.student.identity() if self.alpha == 0 else asdict(self)
+        return self.student.identity() if self.plain else asdict(self)
 
     def compute(self, profile: Profile, stop_on_divergence: bool = False) -> Record:
-        if self.alpha == 0:
+        if self.plain:
             return self.student.compute(profile, stop_on_divergence)
-        soft = teacher_logits(train_teacher(self.teacher, profile).checkpoint, self.student)
+        dsd, logits = student_data(train_teacher(self.teacher, profile).checkpoint, self.student, self.transfer)
         return self.student.compute(
             profile,
             stop_on_divergence,
-            train_columns={"teacher_logits": soft},
+            dsd=dsd,
+            train_columns={"teacher_logits": logits},
             wrap=lambda model: DistillationLoss(model, self.temperature, self.alpha),
         )
 
 
-def train_students(student: FinetuneSpec, teacher: FinetuneSpec, alphas: list[float], seeds: list[int],
-                   temperature: float, profile: Profile, force: bool = False) -> pd.DataFrame:
-    """Every student of notebook 08, stored and replayed: one row per (α, seed) with its accuracy, the test set's
-    majority class, training time and the `Run`. α 0 is the plain fine-tuning run (experiment
-    `distill_labels_only`), the others distil (experiment `distill`)."""
+def student_name(alpha: float, lr: float) -> str:
+    kind = "hard labels" if alpha == 0 else "soft targets only" if alpha == 1 else "soft + hard"
+    return f"α {alpha:g} ({kind}) · lr {finetune.lr_label(lr)}"
+
+
+def student_specs(profile: Profile, device: str = "auto", temperature: float = 2.0) -> dict[str, list[DistillSpec]]:
+    """Notebook 08's students, by cell: every α of `Profile.distill_alphas` at every student rate
+    (`Profile.distill_rates`), over the paired seeds — all on the labelled sentences plus the transfer sentences."""
+    teacher, student = notebook_specs(profile, device)
+    return {student_name(a, lr): [DistillSpec(student.with_overrides(lr=lr, seed=s), teacher, temperature, a,
+                                              profile.distill_transfer) for s in profile.grids.paired_seeds]
+            for lr in profile.distill_rates for a in profile.distill_alphas}
+
+
+def train_students(profile: Profile, device: str = "auto", temperature: float = 2.0,
+                   force: bool = False) -> pd.DataFrame:
+    """Every student of notebook 08, stored and replayed: one row per run with its cell (`variant`), α, rate, seed,
+    accuracy, the test set's majority class, training time and the `Run` (experiment `distill`)."""
     rows = []
-    for alpha in alphas:
-        for s in seeds:
-            spec = DistillSpec(student.with_overrides(seed=s), teacher, temperature, alpha)
-            r = store.run("distill" if alpha else "distill_labels_only", spec, profile, force=force)
-            name = f"α = {alpha:g}" + (" (labels only)" if alpha == 0 else " (soft only)" if alpha == 1 else "")
-            rows.append({"variant": name, "seed": s, "test_accuracy": r.metrics["test_accuracy"],
+    for name, specs in student_specs(profile, device, temperature).items():
+        for spec in specs:
+            r = store.run("distill", spec, profile, force=force)
+            rows.append({"variant": name, "alpha": spec.alpha, "lr": spec.student.train.lr,
+                         "seed": spec.student.train.seed, "test_accuracy": r.metrics["test_accuracy"],
                          "test_majority": r.metrics["test_majority"], "train_seconds": r.metrics["train_seconds"],
                          "cached": r.cached, "run": r})
     return pd.DataFrame(rows)
@@ -209,20 +251,14 @@ def correct_on_test(model: nn.Module, tokenizer, spec: FinetuneSpec) -> np.ndarr
 
 
 def notebook_specs(profile: Profile, device: str = "auto") -> tuple[FinetuneSpec, FinetuneSpec]:
-    """Notebook 08's teacher (MiniLM, the baseline recipe at lr 1e-4) and student (bert-mini from random
-    weights, lr 3e-4, batch 32), on the profile's number of training sentences."""
+    """Notebook 08's teacher (MiniLM, the baseline recipe at the working rate) and student: MiniLM's embeddings and
+    every other layer (3 of 6, DistilBERT's initialisation), batch 32, on the profile's labelled sentences."""
     p = profile
     teacher = finetune.baseline_spec(profile, device=device).with_overrides(
         lr=finetune.WORKING_LR, max_train_examples=p.distill_examples, epochs=p.distill_teacher_epochs, batch_size=16
     )
-    student = FinetuneSpec(
-        model="bert-mini",
-        vocab="news-8k",
-        max_train_examples=p.distill_examples,
-        max_eval_examples=teacher.max_eval_examples,
-        max_test_examples=teacher.max_test_examples,
-        train=TrainConfig(lr=3e-4, epochs=p.distill_student_epochs, batch_size=32, device=device, progress=p.progress),
-    )
+    student = teacher.with_overrides(init="every-other-layer", epochs=p.distill_student_epochs, batch_size=32,
+                                     eval_batch_size=128)
     return teacher, student
 
 
@@ -262,7 +298,8 @@ class CompressionSpec:
         names = label_names(dsd)
         tok_t, teacher = load_model(str(located(self.teacher_run.checkpoint)), label_names=names)
         teacher_int8 = quantize_int8(teacher)
-        tok_s, student_shape = load_model("bert-mini", label_names=names, vocab="news-8k")
+        student = self.students["run"].iloc[0].config["student"]  # the students share one architecture
+        tok_s, student_shape = load_model(student["model"], label_names=names, init=student["init"])
         texts = list(dsd["test"]["text"][: self.sentences])
         correct = pd.DataFrame({"fp32_correct": correct_on_test(teacher, tok_t, self.teacher_spec),
                                 "int8_correct": correct_on_test(teacher_int8, tok_t, self.teacher_spec)}).astype(int)
@@ -277,7 +314,7 @@ class CompressionSpec:
         for variant, part in self.students.groupby("variant", sort=False):
             acc = 100 * part["test_accuracy"]
             shown = f"{acc.mean():.1f} ± {acc.std():.1f} ({len(acc)} seeds)"
-            rows.append({"model": f"student: bert-mini, {variant}", "test accuracy (%)": shown} | student_cost)
+            rows.append({"model": f"student: {variant}", "test accuracy (%)": shown} | student_cost)
         return Record({"table": rows, "threads": torch.get_num_threads()}, pd.DataFrame({"step": []}), correct)
 
 

@@ -33,11 +33,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from lib import ablations, finetune, pretraining, published, stats
+from lib import ablations, distill, finetune, pretraining, published, stats
 from lib.cli import Parser
 from lib.paths import results_dir
 from lib.profiles import Profile
-from lib.store import load_experiment, write_table
+from lib.store import load_experiment, run_id, write_table
 
 COLUMNS = ["notebook", "finding", "variant", "baseline", "n_seeds", "mean_diff", "ci_low", "ci_high", "p", "p_holm",
            "mde", "mde_level", "verdict", "test"]
@@ -263,30 +263,35 @@ def _weight_decay(profile: Profile) -> list[dict]:
 
 
 def _llrd(profile: Profile) -> list[dict]:
-    g = profile.grids
+    """Notebook 05: each ξ at its own best rate (chosen on validation) against ξ 1 at its own; the failure rate at the
+    aggressive rate; and whether ξ's effect grows with the rate (ξ × lr interaction over the curve's ends)."""
+    g, name, label = profile.grids, ablations.llrd_name, finetune.lr_label
     frame = grid_frame(ablations.llrd(profile), profile)
-    name, small = ablations.llrd_name, min(g.llrd_xis)
+    best, small = ablations.best_rates(frame, profile), min(g.llrd_xis)
     rows = []
-    for lr in (finetune.WORKING_LR, ablations.AGGRESSIVE_LR):
-        rate = finetune.lr_label(lr)
-        rows += [paired(f"ξ {xi:g} against ξ 1 at lr {rate}", frame, name(lr, xi), name(lr, 1.0))
-                 for xi in g.llrd_xis if xi < 1]
-    hot = ablations.AGGRESSIVE_LR
-    rows.append(failures(f"failure rate, ξ {small:g} against ξ 1 at lr {finetune.lr_label(hot)}", frame,
-                         name(hot, small), name(hot, 1.0)))
-    pairs = ((name(hot, small), name(hot, 1.0)), (name(finetune.WORKING_LR, small), name(finetune.WORKING_LR, 1)))
-    label = f"(ξ {small:g} − ξ 1) at {finetune.lr_label(hot)} − at {finetune.lr_label(finetune.WORKING_LR)}"
-    rows.append(difference_of_differences(f"ξ {small:g}'s effect depends on the rate (ξ × lr interaction)", frame,
-                                          pairs, label))
+    for xi in (x for x in g.llrd_xis if x < 1):  # {} until both curves have runs: still one planned comparison
+        rows.append(paired(f"ξ {xi:g} at its best rate against ξ 1 at its best (rates chosen on validation)", frame,
+                           name(best[xi], xi), name(best[1.0], 1.0)) if {xi, 1.0} <= set(best) else {})
+    hot, low = ablations.AGGRESSIVE_LR, min(g.llrd_rates)
+    if hot in g.llrd_rates:
+        rows += [failures(f"failure rate, ξ {xi:g} against ξ 1 at lr {label(hot)}", frame, name(hot, xi),
+                          name(hot, 1.0)) for xi in g.llrd_xis if xi < 1]
+        pairs = ((name(hot, small), name(hot, 1.0)), (name(low, small), name(low, 1.0)))
+        rows.append(difference_of_differences(f"ξ {small:g}'s effect depends on the rate (ξ × lr interaction)", frame,
+                                              pairs, f"(ξ {small:g} − ξ 1) at {label(hot)} − at {label(low)}"))
     return rows
 
 
 def _batch_seq(profile: Profile) -> list[dict]:
+    """Notebook 07: each bigger batch at equal epochs against the baseline at the same rate, and the √k-scaled rate
+    against the unscaled at that batch; then which end of a long text to keep."""
     grid = ablations.batch_seq(profile)
-    frame = grid_frame(grid, profile)
-    names = list(grid.variants)
-    rows = [paired("bigger batch at equal epochs (fewer updates)", frame, names[1], grid.baseline),
-            paired("bigger batch at equal updates (more epochs)", frame, names[2], grid.baseline)]
+    frame, cell = grid_frame(grid, profile), partial(ablations.batch_cell, profile)
+    rows = []
+    for k in profile.grids.batch_factors:
+        rows += [paired(f"batch ×{k} at equal epochs ({k}× fewer updates), same rate", frame, cell(k), grid.baseline),
+                 paired(f"batch ×{k}: the rate scaled by √{k} against the same rate", frame, cell(k, scaled=True),
+                        cell(k))]
     head = ablations.length_name(ablations.TRUNCATION_LENGTH, "head")
     for t in profile.grids.truncations:
         if t != "head":
@@ -296,28 +301,31 @@ def _batch_seq(profile: Profile) -> list[dict]:
 
 
 def _baseline(profile: Profile) -> list[dict]:
-    df = load_experiment("finetune_baseline", profile)
+    """Notebook 02, per task: the rate chosen on validation against BERT-base's 2e-5, whether the curve turns over
+    past the working rate, and MiniLM against the TF-IDF floor; then the learning curve, split into more data at
+    equal updates and more updates on the same data."""
+    grid, work = ablations.rates(profile), ablations.rate_name(finetune.WORKING_LR)
+    frame, low, high = grid_frame(grid, profile), min(profile.grids.baseline_rates), max(profile.grids.baseline_rates)
     floor_path = results_dir(profile) / "finetune_baseline_tfidf.csv"  # notebook 02's TF-IDF floor
-    if df.empty:
-        return []
-    df = df.assign(seed=df["train.seed"], variant=df["train.lr"].map(lambda lr: f"lr {finetune.lr_label(lr)}"))
-    budget = profile.finetune.max_train_examples
+    floor = pd.read_csv(floor_path).set_index("data")["test_accuracy"] if floor_path.exists() else pd.Series()
     rows = []
-    for data, part in df.groupby("data", sort=False):
-        at_budget = part[part["max_train_examples"].fillna(-1) == (budget or -1)]
-        work = f"lr {finetune.lr_label(finetune.WORKING_LR)}"
-        rows.append(paired(f"{data}: learning rate for MiniLM", at_budget, work, "lr 2e-5"))
-        if floor_path.exists():
-            floor = pd.read_csv(floor_path).set_index("data")
-            if data in floor.index:
-                cells = at_budget[at_budget["variant"] == work]
-                rows.append(above_floor(f"{data}: fine-tuned MiniLM against the TF-IDF floor", cells,
-                                        float(floor.loc[data, "test_accuracy"]), f"MiniLM, {work}", "TF-IDF + LR"))
-        curve = part[part["variant"] == work].assign(variant=lambda d: d["max_train_examples"].map(
-            lambda n: f"{int(n)} sentences" if pd.notna(n) else "all sentences"))
-        for n in profile.curve_examples:
-            rows.append(paired(f"{data}: more training sentences at lr 1e-4 (is the regime saturated?)", curve,
-                               f"{n} sentences", f"{budget} sentences"))
+    for data in grid.datasets:
+        part = frame[frame["data"] == data] if not frame.empty else frame
+        best = finetune.best_rate(part.assign(lr=part["train.lr"]), metric="best_val_accuracy").get(data) \
+            if not part.empty else None
+        rows.append(paired(f"{data}: the rate chosen on validation against BERT-base's {finetune.lr_label(low)}", part,
+                           ablations.rate_name(best), ablations.rate_name(low)) if best else {})
+        rows.append(paired(f"{data}: {finetune.lr_label(high)} against the working rate (does the curve turn over?)",
+                           part, ablations.rate_name(high), work))
+        rows.append(above_floor(f"{data}: fine-tuned MiniLM against the TF-IDF floor", part[part["variant"] == work],
+                                float(floor[data]), f"MiniLM, {work}", "TF-IDF + LR") if data in floor.index
+                    and not part.empty else {})
+    curve = ablations.learning_curve(profile)
+    names, frame = list(curve.variants), grid_frame(curve, profile)
+    for more, equal, what in zip(names[1::3], names[2::3], names[3::3]):
+        rows += [paired("learning curve: more sentences and more updates", frame, more, curve.baseline),
+                 paired("learning curve: more sentences at equal updates", frame, equal, curve.baseline),
+                 paired("learning curve: more updates on the same sentences", frame, what, curve.baseline)]
     return rows
 
 
@@ -359,20 +367,32 @@ def _pretraining(profile: Profile) -> list[dict]:
 
 
 def _distillation(profile: Profile) -> list[dict]:
-    parts = [load_experiment(e, profile) for e in ("distill_labels_only", "distill")]
-    parts = [p for p in parts if not p.empty]
-    if not parts:
-        return []
-    df = pd.concat(parts, ignore_index=True)
-    # a labels-only student (α 0) is stored as the plain fine-tuning run it is: no alpha, no student.* columns
-    alpha = df["alpha"].fillna(0.0) if "alpha" in df else pd.Series(0.0, index=df.index)
-    seed = df["student.train.seed"].fillna(df["train.seed"]) if "student.train.seed" in df else df["train.seed"]
-    data = df["student.data"].fillna(df["data"]) if "student.data" in df else df["data"]  # pairs share the data set
-    df = df.assign(alpha=alpha, seed=seed, data=data, variant=alpha.map(lambda a: f"α {a:g}"))
+    """Notebook 08: first whether the student learns at all (hard labels against the TF-IDF floor: nothing can be
+    distilled into a student below it); then soft + hard targets against hard labels at each student rate, and
+    whether the soft targets' gain grows with the rate (Hinton et al. 2015: soft targets vary less from sentence to
+    sentence, so a student can take a higher rate); then the int8 teacher against fp32."""
+    cells = distill.student_specs(profile)
+    ids = {run_id(spec.identity()): name for name, specs in cells.items() for spec in specs}
+    frame = load_experiment("distill", profile)
+    if not frame.empty:
+        frame = frame[frame["run_id"].isin(ids)]
+        frame = frame.assign(variant=frame["run_id"].map(ids), seed=frame["student.train.seed"])
+    low, high = min(profile.distill_rates), max(profile.distill_rates)
+    name, hard = distill.student_name, min(profile.distill_alphas)
+    floor_path = results_dir(profile) / "distill_tfidf.csv"  # notebook 08's floor on the labelled sentences
     rows = []
-    for alpha in sorted(set(df["alpha"].tolist()) - {0.0}):
-        rows.append(paired("student accuracy with the teacher's soft targets", df, f"α {alpha:g}", "α 0"))
-        rows.append(failures("student failure rate with the teacher's soft targets", df, f"α {alpha:g}", "α 0"))
+    if floor_path.exists():
+        floor = float(pd.read_csv(floor_path)["test_accuracy"].iloc[0])
+        part = frame[frame["variant"] == name(hard, low)] if not frame.empty else frame
+        rows.append(above_floor(f"student trained on the teacher's hard labels against the TF-IDF floor "
+                                f"(lr {finetune.lr_label(low)})", part, floor, name(hard, low), "TF-IDF + LR"))
+    for alpha in (a for a in profile.distill_alphas if a != hard):
+        rows += [paired(f"student accuracy with the teacher's soft targets at lr {finetune.lr_label(lr)}", frame,
+                        name(alpha, lr), name(hard, lr)) for lr in profile.distill_rates]
+        pairs = ((name(alpha, high), name(hard, high)), (name(alpha, low), name(hard, low)))
+        rows.append(difference_of_differences("the soft targets' gain grows with the student's rate (α × lr)", frame,
+                                              pairs, f"(α {alpha:g} − α {hard:g}) at {finetune.lr_label(high)} − at "
+                                              f"{finetune.lr_label(low)}"))
     measured = load_experiment(COMPRESSION, profile)
     if not measured.empty:  # the latest measurement (rows keep the order they were stored in)
         folder = results_dir(profile) / "runs" / COMPRESSION / measured["run_id"].iloc[-1]

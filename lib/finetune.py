@@ -41,6 +41,7 @@ from lib.models import INITS, check_model, fingerprint, load_model, position_lim
 from lib.predict import check_target, save_classifier
 from lib.profiles import FinetuneBudget, Profile
 from lib.source import DataSource
+from lib.stats import lr_label
 from lib.store import Record
 from lib.train_config import ConfigError, TrainConfig, check_warmup, num_update_steps
 
@@ -48,12 +49,6 @@ WORKING_LR = 1e-4
 """The rate the ablations hold fixed. Notebook 02 measured that BERT-base's 2e-5
 under-trains MiniLM (22.7M parameters) on a short budget; 1e-4 is from the
 compact-BERT grid (Turc et al.). Notebook 05 varies the rate itself."""
-
-
-def lr_label(lr: float) -> str:
-    """1e-4 rather than 0.0001: how the papers write rates."""
-    mantissa, exp = f"{lr:.0e}".split("e")
-    return f"{mantissa}e{int(exp)}"
 
 
 # ------------------------------------------------------------------ the spec
@@ -131,11 +126,12 @@ class FinetuneSpec:
             max_test_examples=self.max_test_examples,
         )
 
-    def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False, **train_kwargs) -> Record:
-        """Fine-tune now (no store; a fine-tuning run reads nothing of the profile but its spec).
-        `train_kwargs` go to `lib.classify.train_classifier` (extra training columns and a model wrapper,
-        e.g. for distillation)."""
-        dsd = self.dataset()
+    def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False, dsd: DatasetDict | None = None,
+                **train_kwargs) -> Record:
+        """Fine-tune now (no store; a fine-tuning run reads nothing of the profile but its spec). `dsd` replaces
+        the spec's data set and `train_kwargs` go to `lib.classify.train_classifier` (a distillation student's
+        transfer sentences, the teacher's logits as a training column and a model wrapper)."""
+        dsd = dsd if dsd is not None else self.dataset()
         names = label_names(dsd)
         tokenizer, model = load_model(
             self.model, "classification", label_names=names, vocab=self.vocab, seed=self.train.seed, init=self.init
@@ -236,9 +232,10 @@ def summary_table(frame: pd.DataFrame, floor: pd.DataFrame, by: list[str]) -> pd
     return out
 
 
-def best_rate(frame: pd.DataFrame, rate: str = "lr") -> dict[str, float]:
-    """Per data set, the rate with the best mean test accuracy over seeds."""
-    means = frame.groupby(["data", rate])["test_accuracy"].mean()
+def best_rate(frame: pd.DataFrame, rate: str = "lr", metric: str = "test_accuracy") -> dict[str, float]:
+    """Per data set, the rate with the best mean `metric` over seeds (`best_val_accuracy` to choose a rate; the
+    test accuracy only to pick which runs to show)."""
+    means = frame.groupby(["data", rate])[metric].mean()
     return {data: key[1] for data, key in means.groupby("data").idxmax().items()}
 
 

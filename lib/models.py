@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
+import torch
 import transformers
 from transformers import (
     AutoConfig,
@@ -135,8 +136,19 @@ def load_tokenizer(name: str = "minilm-l6", vocab: str = "news-8k") -> PreTraine
     return AutoTokenizer.from_pretrained(source, local_files_only=isinstance(source, str) and not hub_online())
 
 
-INITS = ("pretrained", "random")
-"""Weights of a named architecture: its pretrained ones, or fresh random ones (a control)."""
+INITS = ("pretrained", "random", "every-other-layer")
+"""Weights of a named architecture: its pretrained ones, fresh random ones (a control), or its pretrained
+embeddings and every other encoder layer (0, 2, 4, …) — DistilBERT's student, half as deep (notebook 08)."""
+
+
+def every_other_layer(model: PreTrainedModel) -> PreTrainedModel:
+    """Keep the encoder layers at even depths (0, 2, 4, …) of a BERT-style model, in place: Sanh et al.'s
+    initialisation of a student from its teacher. The layers renumber from 0, so `lib.optim.param_groups`
+    sees an ordinary shallower model."""
+    encoder = model.base_model.encoder
+    encoder.layer = torch.nn.ModuleList(list(encoder.layer)[::2])
+    model.config.num_hidden_layers = len(encoder.layer)
+    return model
 
 
 def check_model(name: str, vocab: str = "news-8k") -> None:
@@ -247,6 +259,8 @@ def load_model(
                 model = auto.from_config(config)
             else:
                 model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
+        if init == "every-other-layer":
+            model = every_other_layer(model)
     except (OSError, ValueError) as err:
         if isinstance(source, Path):
             raise ModelError(f"Could not load the checkpoint in {source}: {err}") from None

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from lib import stats
 from lib.atomic import atomic_path
 from lib.paths import figures_dir
 from lib.profiles import Profile
@@ -179,10 +180,12 @@ def plot_pretraining_curves(
 
 # ------------------------------------------------------------------ ablations
 def plot_ablation(
-    frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: str = "test_accuracy", baseline: str | None = None
+    frame: pd.DataFrame, cmp: pd.DataFrame, title: str, metric: str = "test_accuracy", baseline: str | None = None,
+    floor: float | None = None,
 ) -> plt.Figure:
     """Left: accuracy per variant — every seed as a dot, the mean with its 95% interval — with the
-    baseline's mean and the majority class as lines. Right: % of failed runs (bars from 0).
+    baseline's mean, the majority class and, if given, a deterministic `floor` (e.g. TF-IDF) as lines.
+    Right: % of failed runs (bars from 0).
 
     `frame` has one row per run (`variant`, `metric`, `test_majority`); `cmp` is `lib.stats.compare`
     of it (gives the order, n, interval and failures, and its baseline unless `baseline` names one).
@@ -203,6 +206,8 @@ def plot_ablation(
     a.axvline(majority, color="firebrick", ls=":", lw=1.5, label=label)
     base_mean = float(cmp.loc[baseline, "mean"])
     a.axvline(base_mean, color="grey", ls="--", lw=1, label=f"baseline mean, {baseline} ({base_mean:.1f}%)")
+    if floor is not None:
+        a.axvline(100 * floor, color="darkgreen", ls="-.", lw=1, label=f"TF-IDF floor ({100 * floor:.1f}%)")
     lo = max(0.0, min(df["acc"].min(), majority, cmp["ci_low"].min()) - 3)  # every seed and interval in view
     a.set(xlim=(lo, min(100, max(df["acc"].max(), cmp["ci_high"].max()) + 3)), xlabel="test accuracy (%)", ylabel="")
     a.set_yticks(range(len(order)), order)
@@ -405,27 +410,6 @@ def plot_accuracy_vs_latency(table: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def plot_learning_curve(frame: pd.DataFrame, title: str, floor: float | None = None) -> plt.Figure:
-    """Notebook 02: test accuracy against training sentences (log₂ axis) — every seed a dot, the mean a line —
-    with the majority class and, if given, the TF-IDF floor at the budget as reference lines."""
-    df = frame.assign(acc=100 * frame["test_accuracy"], n=frame["max_train_examples"])
-    fig, ax = plt.subplots(figsize=(9.5, 4.5))
-    ax.scatter(df["n"], df["acc"], s=16, color="black", alpha=0.6, label="one seed")
-    mean = df.groupby("n")["acc"].mean()
-    ax.plot(mean.index, mean.to_numpy(), "D-", color=sns.color_palette()[0], label="mean over seeds")
-    majority = 100 * float(df["test_majority"].iloc[0])
-    ax.axhline(majority, color="firebrick", ls=":", label=f"majority class ({majority:.1f}%)")
-    if floor is not None:
-        ax.axhline(100 * floor, color="grey", ls="--", label=f"TF-IDF floor at the smallest size ({100 * floor:.1f}%)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(mean.index, [f"{int(n):,}" for n in mean.index])
-    ax.set(title=f"{title} ({df.groupby('n').size().min()} seeds per size)", xlabel="training sentences (log scale)",
-           ylabel="test accuracy (%)", ylim=(max(0, majority - 5), 100))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
-
-
 def plot_failure_curve(curve: pd.DataFrame, half: pd.Series, title: str) -> plt.Figure:
     """Notebook 03: the share of failed runs against the learning rate (log axis), one line per arm, with Wilson
     95% intervals; a dotted mark where each arm crosses half (`lib.ablations.half_failure_rate`)."""
@@ -440,11 +424,51 @@ def plot_failure_curve(curve: pd.DataFrame, half: pd.Series, title: str) -> plt.
             ax.axvline(half[arm], color=palette[arm], linestyle=":", linewidth=1)
     ax.set_xscale("log")
     rates = sorted(curve["lr"].unique())
-    ax.set_xticks(rates, [f"{r:.0e}".replace("e-0", "e-") for r in rates])
+    ax.set_xticks(rates, [stats.lr_label(r) for r in rates])
     ax.minorticks_off()
     ax.set(ylim=(-3, 103), xlabel="peak learning rate (log scale)", ylabel="failed runs (% of seeds)", title=title)
     ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9, frameon=False,
               title="dotted line: the rate where an arm's curve crosses half", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_curve(frame: pd.DataFrame, arm: str, title: str, chosen: Mapping | None = None,
+                    rate: str = "train.lr") -> plt.Figure:
+    """Test accuracy against the learning rate (log axis), one line per `arm` (a column): every seed a dot, the mean
+    with its 95% interval over seeds; a ring marks each arm's rate in `chosen` (arm → rate, e.g. picked on
+    validation). The majority class is the dotted floor — one per arm where the arms are different tasks
+    (notebooks 02, 05, 07)."""
+    df = frame.assign(acc=100 * frame["test_accuracy"])
+    arms = list(dict.fromkeys(df[arm].tolist()))
+    palette = dict(zip(arms, sns.color_palette(n_colors=len(arms))))
+    majority = df.groupby(arm, sort=False)["test_majority"].first().mul(100)
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for i, (name, part) in enumerate((a, df[df[arm] == a]) for a in arms):
+        nudge = 1 + 0.04 * (i - (len(arms) - 1) / 2)  # seeds of different arms at one rate side by side
+        ax.scatter(part[rate] * nudge, part["acc"], s=12, alpha=0.45, color=palette[name])
+        by = part.groupby(rate)["acc"]
+        mean, ci = by.mean(), by.agg(lambda x: stats.ci95(x)[1] - x.mean())
+        n = sorted({by.size().min(), by.size().max()})
+        ax.errorbar(mean.index * nudge, mean.to_numpy(), yerr=ci.to_numpy(), marker="D", capsize=3,
+                    color=palette[name], label=f"{name} ({'–'.join(map(str, n))} seeds per rate)")
+        if chosen and name in chosen and chosen[name] in mean.index:
+            ax.scatter([chosen[name] * nudge], [mean[chosen[name]]], s=220, facecolors="none",
+                       edgecolors=palette[name], linewidths=1.8)
+    if majority.nunique() == 1:
+        ax.axhline(majority.iloc[0], color="firebrick", ls=":", label=f"majority class ({majority.iloc[0]:.1f}%)")
+    else:
+        for name, m in majority.items():
+            ax.axhline(m, color=palette[name], ls=":", label=f"majority class, {name} ({m:.1f}%)")
+    ax.set_xscale("log")
+    rates = sorted(df[rate].unique())
+    ax.set_xticks(rates, [stats.lr_label(r) for r in rates])
+    ax.minorticks_off()
+    ax.set(xlabel="peak learning rate (log scale)", ylabel="test accuracy (%, mean and 95% CI over seeds)",
+           title=title, ylim=(max(0, min(df["acc"].min(), majority.min()) - 3), 100))
+    note = "ring: the rate chosen on validation" if chosen else None
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, frameon=False, title=note,
+              title_fontsize=8)
     fig.tight_layout()
     return fig

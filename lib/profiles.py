@@ -66,7 +66,8 @@ class Grids:
     Fewer cells with more seeds: each notebook's cells are the ones its hypothesis compares.
     """
 
-    paired_seeds: list[int]  # cells compared by mean accuracy, paired by seed (04, 05 at the working rate, 07)
+    paired_seeds: list[int]  # cells compared by mean accuracy, paired by seed (02, 04, 05, 07)
+    baseline_rates: list[float]  # 02: the peak rates of the baseline recipe on both shipped tasks
     failure_seeds: list[int]  # cells whose question is the failure rate (03; 05 at the aggressive rate; 08)
     warmup_rates: list[float]  # 03: the rates of the failure curve (each with and without warmup)
     warmup_ratios: list[float]  # 03: linear schedule at each of warmup_rates
@@ -75,8 +76,9 @@ class Grids:
     decay_rates: list[float]  # 04: more rates, AdamW and Adam+L2 at the smallest and largest λ (Loshchilov & Hutter)
     decay_rate_seeds: list[int]  # 04: seeds of those cells
     decay_everything: bool  # full: also AdamW with biases and LayerNorm decayed, and no decay at all
-    llrd_xis: list[float]  # 05: at the working and at the aggressive rate
-    batch_factor: int  # 07: batch × factor, at equal epochs (fewer updates) and at equal updates
+    llrd_rates: list[float]  # 05: the rates of the ξ curve (each ξ is compared at its own best rate)
+    llrd_xis: list[float]  # 05: at every rate of llrd_rates
+    batch_factors: list[int]  # 07: batch × each factor at equal epochs, at the working rate and at √factor × it
     lengths: list[int]  # 07: maximum lengths besides 128
     truncations: list[str]  # 07: which end of a long text is kept at TRUNCATION_LENGTH tokens
 
@@ -94,9 +96,11 @@ class Profile:
     pretrain: PretrainBudget
     pitfall_sentences: int  # notebook 06: training sentences for its small demonstrations
     pitfall_steps: int
-    curve_examples: list[int]  # notebook 02: training-set sizes of the learning curve, besides the budget's own
-    distill_alphas: list[float]  # notebook 08: weights of the teacher's soft targets; 0 = labels only
-    distill_examples: int | None  # notebook 08
+    curve_examples: list[int]  # notebook 02: larger training sets, each at the budget's epochs and at its updates
+    distill_alphas: list[float]  # notebook 08: weights of the teacher's soft targets; 0 = hard labels only
+    distill_rates: list[float]  # notebook 08: the students' peak rates (Hinton et al.: soft targets bear higher ones)
+    distill_examples: int | None  # notebook 08: labelled sentences (the teacher's, and the student's)
+    distill_transfer: int | None  # notebook 08: unlabelled sentences the teacher labels for the student (None: all)
     distill_teacher_epochs: float
     distill_student_epochs: float
     latency_sentences: int
@@ -112,6 +116,7 @@ _PROFILES: dict[str, Profile] = {
         datasets=["movie_snippets"],
         grids=Grids(
             paired_seeds=[0],
+            baseline_rates=[2e-5, 1e-4],
             failure_seeds=[0, 1],
             warmup_rates=[5e-4, 1e-3],
             warmup_ratios=[0.0, 0.1],
@@ -120,8 +125,9 @@ _PROFILES: dict[str, Profile] = {
             decay_rates=[2e-4],
             decay_rate_seeds=[0],
             decay_everything=False,
+            llrd_rates=[1e-4, 5e-4],
             llrd_xis=[1.0, 0.5],
-            batch_factor=2,
+            batch_factors=[2],
             lengths=[],
             truncations=["head", "tail"],
         ),
@@ -133,7 +139,9 @@ _PROFILES: dict[str, Profile] = {
         pitfall_steps=3,
         curve_examples=[96],
         distill_alphas=[0.0, 0.5],
+        distill_rates=[1e-4, 5e-4],
         distill_examples=48,
+        distill_transfer=48,
         distill_teacher_epochs=1,
         distill_student_epochs=1,
         latency_sentences=16,
@@ -147,6 +155,7 @@ _PROFILES: dict[str, Profile] = {
         datasets=["movie_snippets"],
         grids=Grids(
             paired_seeds=[0, 1, 2, 3, 4],
+            baseline_rates=[2e-5, 5e-5, 1e-4, 2e-4],  # BERT-base's rate, then Turc et al.'s compact-BERT range
             failure_seeds=list(range(10)),
             warmup_rates=[3e-4, 5e-4, 7e-4, 1e-3],  # a pilot: none failed at 3e-4, all at 1e-3 (no warmup)
             warmup_ratios=[0.0, 0.2],
@@ -155,8 +164,9 @@ _PROFILES: dict[str, Profile] = {
             decay_rates=[5e-5, 2e-4],
             decay_rate_seeds=[0, 1, 2],
             decay_everything=False,
-            llrd_xis=[1.0, 0.5],
-            batch_factor=2,
+            llrd_rates=[1e-4, 2e-4, 5e-4],
+            llrd_xis=[1.0, 0.95, 0.5],  # Sun et al.'s best ξ, and one strong enough to move the mean rate
+            batch_factors=[2, 4],
             lengths=[],
             truncations=["head", "tail", "head+tail"],
         ),
@@ -168,7 +178,9 @@ _PROFILES: dict[str, Profile] = {
         pitfall_steps=8,
         curve_examples=[1024],
         distill_alphas=[0.0, 0.5],
-        distill_examples=2048,  # bert-mini students on 1,024 stay at chance (51.8% on 512 test sentences, seed 0)
+        distill_rates=[1e-4, 5e-4],
+        distill_examples=2048,
+        distill_transfer=2048,
         distill_teacher_epochs=2,
         distill_student_epochs=2,
         latency_sentences=128,
@@ -181,6 +193,7 @@ _PROFILES: dict[str, Profile] = {
         datasets=["movie_snippets", "trec6"],
         grids=Grids(
             paired_seeds=list(range(10)),
+            baseline_rates=[2e-5, 5e-5, 1e-4, 2e-4],
             failure_seeds=list(range(20)),
             warmup_rates=[2e-4, 3e-4, 5e-4, 7e-4, 1e-3],
             warmup_ratios=[0.0, 0.06, 0.1, 0.2],
@@ -189,8 +202,9 @@ _PROFILES: dict[str, Profile] = {
             decay_rates=[5e-5, 2e-4],
             decay_rate_seeds=list(range(10)),
             decay_everything=True,
+            llrd_rates=[5e-5, 1e-4, 2e-4, 5e-4],
             llrd_xis=[1.0, 0.95, 0.9, 0.5],
-            batch_factor=4,
+            batch_factors=[2, 4],
             lengths=[64, 32],
             truncations=["head", "tail", "head+tail"],
         ),
@@ -202,7 +216,9 @@ _PROFILES: dict[str, Profile] = {
         pitfall_steps=8,
         curve_examples=[],
         distill_alphas=[0.0, 0.5, 1.0],
-        distill_examples=None,
+        distill_rates=[1e-4, 2e-4, 5e-4],
+        distill_examples=2048,  # few labelled sentences, every other training sentence as transfer data
+        distill_transfer=None,
         distill_teacher_epochs=3,
         distill_student_epochs=4,
         latency_sentences=256,

@@ -14,18 +14,18 @@ import sys
 
 import pandas as pd
 
-from lib import ablations, design, findings, finetune, pretraining, stats
+from lib import ablations, design, findings, pretraining, stats
 from lib.atomic import write_text
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
 from lib.profiles import Profile
-from lib.store import finished_runs, load_experiment
+from lib.store import finished_runs
 
 TITLES = {
     "warmup": "03 · Warmup and Adam's bias correction over the learning rate",
     "weight_decay": "04 · Weight decay: AdamW against Adam+L2 at three strengths",
-    "llrd": "05 · Layer-wise learning-rate decay ξ, within each rate",
-    "batch_seq": "07 · Batch size (equal epochs, equal updates) and truncation",
+    "llrd": "05 · Layer-wise learning-rate decay ξ over the base rate, each ξ at its best rate",
+    "batch_seq": "07 · Batch size over the learning rate (equal epochs), and truncation",
 }
 
 
@@ -75,16 +75,18 @@ def ablation_section(name: str, profile: Profile, table: pd.DataFrame) -> str:
 
 
 def baseline_section(profile: Profile) -> str:
-    df = load_experiment("finetune_baseline", profile)
-    if df.empty:
-        return ""
-    sizes = df["max_train_examples"].map(lambda n: f"{int(n):,}" if pd.notna(n) else "all")  # full: every sentence
-    tab = stats.mean_std(df.assign(max_train_examples=sizes), ["data", "train.lr", "max_train_examples"],
-                         ["test_accuracy", "test_macro_f1"])
-    tab = tab.reset_index()
-    tab["train.lr"] = tab["train.lr"].map(finetune.lr_label)
-    tab.columns = ["data", "lr", "training sentences", "test accuracy (%)", "test macro-F1 (%)", "seeds"]
-    return "\n".join(["## 02 · Baseline fine-tuning (minilm-l6)", "", tab.to_markdown(index=False), ""])
+    """Notebook 02's two grids: the rate curve on both tasks, then the learning curve (mean ± std over seeds)."""
+    lines = ["## 02 · Baseline fine-tuning (minilm-l6): the rate curve, and more sentences or more updates", ""]
+    for grid in (ablations.rates(profile), ablations.learning_curve(profile)):
+        rows = findings.grid_frame(grid, profile)
+        if rows.empty:
+            continue
+        order = list(grid.variants)
+        rows = rows.sort_values("variant", key=lambda v: v.map(order.index), kind="stable")
+        tab = stats.mean_std(rows, ["data", "variant"], ["test_accuracy", "test_macro_f1"]).reset_index()
+        tab.columns = ["data", "cell", "test accuracy (%)", "test macro-F1 (%)", "seeds"]
+        lines += [tab.to_markdown(index=False), ""]
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def times_section(profile: Profile) -> str:
@@ -93,15 +95,15 @@ def times_section(profile: Profile) -> str:
     path = results_dir(profile) / "notebook_times.csv"
     if path.exists():
         t = pd.read_csv(path).set_index("notebook")
-        compute["wall time when it last computed (min)"] = (t["seconds"] / 60).round(1).reindex(compute.index)
+        compute["from empty (min)"] = (t["seconds"] / 60).round(1).reindex(compute.index)
     lines += [
         compute.to_markdown(),
         "",
         f"Training + testing of every stored run, each counted once: **{compute['compute (min)'].sum():.1f} min** "
         f"over {int(compute['runs'].sum())} runs. *compute* is what a notebook trains when the workbook runs in order "
-        "from an empty `results/runs/` (a run shared with an earlier notebook counts there); the wall time is the "
-        "notebook's last run that computed something (a grid trained beforehand by `python -m lib.sweep` leaves its "
-        "notebook only replaying).",
+        "from an empty `results/runs/` (a run shared with an earlier notebook counts there); *from empty* is the wall "
+        "time of the notebook's last pass that trained something, plus the recorded compute of the runs that pass "
+        "replayed (`lib.run_notebooks`).",
         "",
     ]
     return "\n".join(lines)

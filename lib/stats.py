@@ -340,9 +340,14 @@ def vs_floor(table: pd.DataFrame, floor: pd.DataFrame, by: list[str], metric: st
     return "\n".join(lines)
 
 
+def lr_label(lr: float) -> str:
+    """1e-4 rather than 0.0001: how the papers write rates (up to 3 significant digits: 1.41e-4)."""
+    mantissa, exp = f"{lr:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"
+
+
 def _number(v) -> str:
     """1e-4 rather than 0.0001 for small numbers (how the papers write rates); other values as they are."""
     if isinstance(v, float) and 0 < abs(v) < 0.01:
-        mantissa, exp = f"{v:.0e}".split("e")
-        return f"{mantissa}e{int(exp)}"
+        return lr_label(v)
     return f"{v:g}" if isinstance(v, float) else str(v)

@@ -101,3 +101,51 @@ def test_blog_groups_leave_embeddings_and_pooler_out(tiny_classifier):
     grouped = {id(p) for g in groups for p in g["params"]}
     left_out = {n for n, p in tiny_classifier.named_parameters() if id(p) not in grouped}
     assert left_out and all(n.startswith(("bert.embeddings.", "bert.pooler.")) for n in left_out)
+
+
+def test_a_student_keeps_its_teachers_even_layers_and_trains_like_any_model():
+    """DistilBERT's initialisation: embeddings and layers 0, 2 of 4, renumbered; every parameter in one group."""
+    import copy
+
+    from lib.models import every_other_layer
+    from lib.optim import param_groups
+
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_config(layers=4))
+    student = every_other_layer(copy.deepcopy(teacher))
+    assert student.config.num_hidden_layers == len(student.bert.encoder.layer) == 2
+    for mine, theirs in ((0, 0), (1, 2)):
+        pairs = zip(student.bert.encoder.layer[mine].parameters(), teacher.bert.encoder.layer[theirs].parameters())
+        assert all(torch.equal(a, b) for a, b in pairs)
+    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    grouped = [id(p) for g in param_groups(student, lr=1.0, xi=0.5) for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in student.parameters())
+    assert student(input_ids=torch.tensor([[1, 2, 3]])).logits.shape == (1, 2)
+
+
+def test_transfer_sentences_are_new_fixed_and_labelled_by_the_teacher():
+    from lib import distill
+    from lib.finetune import FinetuneSpec
+    from lib.models import minilm_dir
+
+    spec = FinetuneSpec(max_train_examples=8, max_eval_examples=8, max_test_examples=8)
+    labelled = spec.dataset()["train"]
+    extra = distill.transfer_sentences(spec, 6)
+    assert len(extra) == 6 and not set(extra["text"]) & set(labelled["text"])
+    assert list(extra["text"]) == list(distill.transfer_sentences(spec, 6)["text"])  # a fixed draw
+    dsd, logits = distill.student_data(minilm_dir(), spec, 6)
+    texts, labels = list(dsd["train"]["text"]), list(dsd["train"]["label"])
+    assert texts == list(labelled["text"]) + list(extra["text"]) and logits.shape == (14, 2)
+    assert labels[:8] == list(labelled["label"])  # the labelled sentences keep their own labels
+    assert labels[8:] == logits[8:].argmax(-1).tolist()  # the rest get the teacher's
+
+
+def test_a_labels_only_student_without_transfer_is_the_plain_run():
+    from lib.distill import DistillSpec
+    from lib.finetune import FinetuneSpec
+
+    student = FinetuneSpec(init="every-other-layer")
+    assert DistillSpec(student, alpha=0.0, transfer=0).identity() == student.identity()
+    assert DistillSpec(student, alpha=0.0, transfer=8).identity() != student.identity()
+    with pytest.raises(ValueError, match="transfer"):
+        DistillSpec(student, transfer=-1)

@@ -131,3 +131,16 @@ def test_findings_stand_beside_their_published_counterparts():
         "not detected here (could miss up to 5.1 points): no direction to compare"
     assert "Sun et al. 2019, Table 2" in beside["published"].tolist()
     assert all(c.notebook in findings.FAMILIES for c in published.COUNTERPARTS)
+
+
+def test_every_published_counterpart_finds_its_row_in_the_committed_findings():
+    """A renamed finding must not silently drop its literature row: each pattern matches a committed row."""
+    import re
+
+    from lib import published
+    from lib.paths import ROOT
+
+    committed = pd.read_csv(ROOT / "results" / "findings.csv")
+    for c in published.COUNTERPARTS:
+        rows = committed[committed["notebook"].astype(str).str.zfill(2) == c.notebook]
+        assert any(re.search(c.finding, f) for f in rows["finding"]), f"{c.notebook}: no row matches {c.finding!r}"

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from lib import design, profiles, report
+from lib import ablations, design, finetune, profiles, report
 from lib.paths import ROOT
 
 README = ROOT / "README.md"
@@ -65,6 +65,16 @@ def test_a_notebooks_design_is_its_profiles(committed):
         n = p.finetune.max_train_examples
         assert row["training sentences"] == (f"{n:,}" if n else "all") and row["batch"] == p.finetune.batch_size
         assert str(len(p.grids.failure_seeds)) in row["seeds per cell"].split(" / ")  # 03's cells count failures
+        rates = design.design_table("02").loc[name]
+        assert rates["rates"] == ", ".join(map(finetune.lr_label, p.grids.baseline_rates))
+        assert rates["seeds"] == len(p.grids.paired_seeds) and rates["data"] == "movie_snippets, trec6"
+        cells = ablations.llrd(p).variants
+        assert design.design_table("05").loc[name, "cells"] == len(p.grids.llrd_rates) * len(p.grids.llrd_xis) == \
+            len(cells)
+        students = design.design_table("08").loc[name]
+        assert students["student rates"] == ", ".join(map(finetune.lr_label, p.distill_rates))
+        assert students["labelled sentences"] == (f"{p.distill_examples:,}" if p.distill_examples else "all")
+        assert students["transfer sentences"] == (f"{p.distill_transfer:,}" if p.distill_transfer else "all")
     seconds = pd.read_csv(ROOT / "results" / "notebook_times.csv").set_index("notebook")["seconds"]
     assert f"**{seconds['03_ablation_warmup.ipynb'] / 60:.1f} min**" in design.design("03", committed)
     assert f"**{seconds['06_pitfalls.ipynb']:.0f} s**" in design.design("06", committed)

@@ -45,3 +45,20 @@ def test_every_interval_fits_the_accuracy_axis():
     cmp = stats.compare(frame, "base")
     lo, hi = plots.plot_ablation(frame, cmp, "t").axes[0].get_xlim()
     assert lo <= cmp["ci_low"].min() and hi >= cmp["ci_high"].max() > 80
+
+
+def test_a_rate_curve_shows_every_seed_and_each_tasks_own_majority_class():
+    """Two tasks with different majority classes: each gets its floor, and no seed falls outside the axis."""
+    frame = pd.DataFrame({
+        "data": ["movies"] * 4 + ["questions"] * 4,
+        "train.lr": [1e-4, 1e-4, 2e-4, 2e-4] * 2,
+        "test_accuracy": [0.70, 0.72, 0.74, 0.75, 0.10, 0.12, 0.80, 0.82],
+        "test_majority": [0.5] * 4 + [0.22] * 4,
+    })
+    fig = plots.plot_rate_curve(frame, "data", "t", {"movies": 2e-4})
+    ax = fig.axes[0]
+    floors = sorted(round(float(line.get_ydata()[0]), 6) for line in ax.get_lines() if line.get_linestyle() == ":")
+    assert floors == [22.0, 50.0]
+    low, high = ax.get_ylim()
+    assert low <= 10.0 and high == 100
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1e-4", "2e-4"]

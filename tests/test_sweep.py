@@ -92,8 +92,12 @@ def test_grids_as_documented(profile_name):
     """Cells and seeds as the notebooks' design tables say: failure-rate cells get the failure seeds."""
     profile = profiles.get(profile_name)
     g = profile.grids
-    sizes = {"smoke": (6, 5, 4, 5), "quick": (12, 15, 4, 6), "full": (41, 17, 8, 8)}[profile_name]
-    for name, size in zip(ablations.GRIDS, sizes):
+    sizes = {"smoke": {"rates": 2, "learning_curve": 4, "warmup": 6, "weight_decay": 5, "llrd": 4, "batch_seq": 5},
+             "quick": {"rates": 4, "learning_curve": 4, "warmup": 12, "weight_decay": 15, "llrd": 9, "batch_seq": 8},
+             "full": {"rates": 4, "learning_curve": 1, "warmup": 41, "weight_decay": 17, "llrd": 16,
+                      "batch_seq": 10}}[profile_name]
+    assert set(sizes) == set(ablations.GRIDS)
+    for name, size in sizes.items():
         s = ablations.get(name, profile)
         assert len(s.variants) == size and s.baseline in s.variants, name
         ids = [run_id(spec.identity()) for _, spec in s.specs()]
@@ -105,10 +109,53 @@ def test_grids_as_documented(profile_name):
     assert all(hot.variants[n]["optimizer"] == "bertadam" for n in curve if n.endswith(ablations.NO_BIAS_CORRECTION))
     llrd = ablations.llrd(profile)
     assert {n: len(llrd.seeds_of(n)) for n in llrd.variants if n.endswith("ξ 1")} == {
-        "lr 1e-4 · ξ 1": len(g.paired_seeds), "lr 5e-4 · ξ 1": len(g.failure_seeds)}
+        ablations.llrd_name(lr, 1.0): len(g.failure_seeds if lr == ablations.AGGRESSIVE_LR else g.paired_seeds)
+        for lr in g.llrd_rates}
     if profile_name == "quick":
         assert len(g.failure_seeds) >= 10 and len(g.paired_seeds) >= 5
-    assert profile.datasets == (["movie_snippets", "trec6"] if profile_name == "full" else ["movie_snippets"])
+
+
+def test_the_learning_curve_separates_more_data_from_more_updates():
+    """Notebook 02's regime cells: the larger set at the budget's updates, the budget's set at the larger set's
+    updates, and every cell validated as often as the baseline (so none chooses among more checkpoints)."""
+    from lib.train_config import num_update_steps
+
+    curve, b = ablations.learning_curve(QUICK), QUICK.finetune
+    steps, evals = {}, {}
+    for name, o in curve.variants.items():
+        spec = curve.base.with_overrides(**o)
+        n = spec.max_train_examples
+        steps[name] = num_update_steps(-(-n // spec.train.batch_size), spec.train)
+        every = spec.train.eval_every or -(-n // spec.train.batch_size)
+        evals[name] = steps[name] // every
+    base, more, same_updates, same_data = curve.variants
+    assert steps[same_updates] == steps[base] == -(-b.max_train_examples // b.batch_size) * b.epochs
+    assert steps[same_data] == steps[more] > steps[base]
+    assert curve.variants[same_updates]["max_train_examples"] == curve.variants[more]["max_train_examples"]
+    assert "max_train_examples" not in curve.variants[same_data]
+    assert set(evals.values()) == {b.epochs}
+
+
+def test_bigger_batches_run_at_the_working_rate_and_at_its_square_root_scaling():
+    grid = ablations.batch_seq(QUICK)
+    for k in QUICK.grids.batch_factors:
+        same, scaled = (grid.variants[ablations.batch_cell(QUICK, k, s)] for s in (False, True))
+        assert same["batch_size"] == scaled["batch_size"] == k * QUICK.finetune.batch_size
+        assert same["lr"] == finetune.WORKING_LR
+        assert scaled["lr"] == pytest.approx(finetune.WORKING_LR * k ** 0.5, rel=5e-3)  # 3 significant digits
+    assert list(grid.variants)[:3] == ["batch 8 · 64 updates · lr 1e-4", "batch 16 · 32 updates · lr 1e-4",
+                                       "batch 16 · 32 updates · lr 1.41e-4"]
+    assert ablations.batch_cell(QUICK, 4, scaled=True) == "batch 32 · 16 updates · lr 2e-4"
+
+
+def test_each_xi_gets_the_rate_with_the_best_validation_accuracy_not_test():
+    name = ablations.llrd_name
+    rows = [(name(lr, xi), val, test) for lr, xi, val, test in [
+        (1e-4, 1.0, 0.80, 0.70), (2e-4, 1.0, 0.75, 0.90), (5e-4, 1.0, 0.60, 0.60),
+        (1e-4, 0.5, 0.70, 0.95), (5e-4, 0.5, 0.85, 0.70)]]
+    frame = pd.DataFrame(rows, columns=["variant", "best_val_accuracy", "test_accuracy"])
+    assert ablations.best_rates(frame, QUICK) == {1.0: 1e-4, 0.5: 5e-4}  # ξ 0.95 has no runs: no choice
+    assert ablations.best_rates(frame.iloc[:0], QUICK) == {}
 
 
 def test_shared_cells_are_one_run():
@@ -122,17 +169,12 @@ def test_shared_cells_are_one_run():
             assert ids == nb02, (profile, name)
 
 
-def test_batch_cells_separate_batch_size_from_the_number_of_updates():
-    s = ablations.batch_seq(QUICK)
-    assert list(s.variants)[:3] == ["batch 8 · 64 updates", "batch 16 · 32 updates", "batch 16 · 64 updates"]
-    assert s.variants["batch 16 · 64 updates"] == {"lr": 1e-4, "batch_size": 16, "epochs": 4}
-
-
 def test_constant_schedule_with_warmup_uses_hf_constant_with_warmup():
     v = ablations.warmup(profiles.get("full")).variants
     assert v["lr 5e-4 · constant · warmup 0.1"]["schedule"] == "constant_with_warmup"
     assert v["lr 5e-4 · linear · warmup 0"] == {"lr": 5e-4, "schedule": "linear", "warmup_ratio": 0.0}
     assert finetune.lr_label(2e-5) == "2e-5" and finetune.lr_label(1e-3) == "1e-3"
+    assert finetune.lr_label(1.41e-4) == "1.41e-4" and finetune.lr_label(2.5e-5) == "2.5e-5"
 
 
 def test_report_is_generated_from_the_run_folders(results, fake_training):
