@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertForPreTraining, DataCollatorForLanguageModeling
+from transformers import DataCollatorForLanguageModeling, PreTrainedModel
 
 from lib import parallel
 
@@ -51,7 +53,7 @@ class PretrainingOutput:
 
 
 class PretrainingModel(nn.Module):
-    """`BertForPreTraining` with an optional sparse MLM head.
+    """`BertForPreTraining` (or a masked-LM-only `ModernBertForMaskedLM`) with an optional sparse MLM head.
 
     Dense: the stock head scores every position against the whole vocabulary
     (batch × seq × V logits), and the loss ignores all but the ~15% masked.
@@ -60,7 +62,7 @@ class PretrainingModel(nn.Module):
     `logs` carries MLM/NSP loss and accuracy for the trainer's per-step log.
     """
 
-    def __init__(self, model: BertForPreTraining, sparse: bool = True, mask_token_id: int | None = None):
+    def __init__(self, model: PreTrainedModel, sparse: bool = True, mask_token_id: int | None = None):
         super().__init__()
         self.model, self.sparse, self.mask_token_id = model, sparse, mask_token_id
 
@@ -68,16 +70,23 @@ class PretrainingModel(nn.Module):
     def config(self):
         return self.model.config
 
+    def _encode(self, input_ids, token_type_ids, attention_mask):
+        """(hidden states, pooled [CLS] or None, the MLM head): BERT's `bert` + `cls`, or ModernBERT's `model` + `head`
+        and `decoder` (a masked LM only: no pooler, no NSP)."""
+        if hasattr(self.model, "bert"):
+            hidden, pooled = self.model.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                             return_dict=False)[:2]
+            return hidden, pooled, self.model.cls.predictions
+        hidden = self.model.model(input_ids, attention_mask=attention_mask)[0]
+        return hidden, None, lambda h: self.model.decoder(self.model.head(h))
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None, next_sentence_label=None):
-        bert_out = self.model.bert(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=False
-        )
-        hidden, pooled = bert_out[:2]
+        hidden, pooled, predictions = self._encode(input_ids, token_type_ids, attention_mask)
         masked = labels != -100
         if self.sparse:
-            logits = self.model.cls.predictions(hidden[masked])
+            logits = predictions(hidden[masked])
         else:
-            logits = self.model.cls.predictions(hidden)[masked]
+            logits = predictions(hidden)[masked]
         targets = labels[masked]
         mlm_loss = F.cross_entropy(logits.float(), targets)
         hits = logits.argmax(-1) == targets
@@ -94,6 +103,23 @@ class PretrainingModel(nn.Module):
             nsp_acc = (nsp_logits.argmax(-1) == next_sentence_label).float().mean().item()
             logs |= {"nsp_loss": nsp_loss.item(), "nsp_accuracy": nsp_acc}
         return PretrainingOutput(loss, logs | {"masked_tokens": int(masked.sum())})
+
+
+def shuffle_context(batch: dict, special_ids: list[int], seed: int) -> dict:
+    """The same batch with each sequence's unmasked, non-special tokens shuffled among their positions: the masked
+    positions and their targets stay, the words around them are the same bag in another order. A model whose
+    held-out MLM is as good here as on the real text is using word frequencies, not context (the control of
+    issue 29's context measurement)."""
+    out = {k: v.clone() for k, v in batch.items()}
+    generator = torch.Generator().manual_seed(seed)
+    ids = out["input_ids"]
+    movable = (out["labels"] == -100) & ~torch.isin(ids, torch.tensor(special_ids))
+    if "attention_mask" in out:
+        movable &= out["attention_mask"].bool()
+    for row in range(len(ids)):
+        where = movable[row].nonzero().flatten()
+        ids[row, where] = ids[row, where[torch.randperm(len(where), generator=generator)]]
+    return out
 
 
 @torch.no_grad()
@@ -151,3 +177,47 @@ def frequency_baselines(
         "unigram_loss": float(-smoothed[targets].log().mean()),
         "unigram_entropy": float(-(nonzero * nonzero.log()).sum()),
     }
+
+
+def bigram_baseline(train: list[dict], eval_batches: list[dict], special_ids: list[int], mask_token_id: int,
+                    prior: float = 1.0) -> dict[str, float]:
+    """The "local statistics" floor: guess each held-out masked token from its two neighbours alone, by counts on the
+    training examples — q(t) ∝ p(t | left)·p(t | right) / p(t), each conditional smoothed towards the unigram
+    p(t) with weight `prior`; a neighbour that is special or itself masked tells nothing. Seconds to compute. A model
+    has to beat this to show it uses more than the next word on either side. Loss in nats, accuracies at every
+    masked token and where the input shows [MASK]."""
+    from scipy import sparse
+
+    vocab = 1 + max(max(max(ex["input_ids"]) for ex in train), *(int(b["input_ids"].max()) for b in eval_batches),
+                    *(int(b["labels"].max()) for b in eval_batches))
+    blocked = np.zeros(vocab, dtype=bool)
+    blocked[[i for i in special_ids if i < vocab]] = True
+    lefts, rights = [], []
+    for ex in train:
+        ids = np.asarray(ex["input_ids"])
+        ok = ~blocked[ids[:-1]] & ~blocked[ids[1:]]
+        lefts.append(ids[:-1][ok]), rights.append(ids[1:][ok])
+    a, b = np.concatenate(lefts), np.concatenate(rights)
+    follows = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=(vocab, vocab))  # [left, t]
+    precedes = sparse.csr_matrix((np.ones(len(a)), (b, a)), shape=(vocab, vocab))  # [right, t]
+    unigram = np.bincount(np.concatenate([a, b]), minlength=vocab) + 1.0
+    log_p = np.log(unigram / unigram.sum())
+    losses, hits, at_mask = [], [], []
+    for batch in eval_batches:
+        ids, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
+        rows, cols = np.nonzero(labels != -100)
+        score = np.zeros((len(rows), vocab)) + log_p
+        for counts, offset in ((follows, -1), (precedes, 1)):
+            at = np.clip(cols + offset, 0, ids.shape[1] - 1)
+            side = ids[rows, at]
+            known = (cols + offset >= 0) & (cols + offset < ids.shape[1]) & ~blocked[side] & (labels[rows, at] == -100)
+            dense = counts[side[known]].toarray()
+            score[known] += np.log((dense + prior * np.exp(log_p)) / (dense.sum(1, keepdims=True) + prior)) - log_p
+        score -= np.logaddexp.reduce(score, axis=1, keepdims=True)
+        target = labels[rows, cols]
+        losses.append(-score[np.arange(len(rows)), target])
+        hits.append(score.argmax(1) == target)
+        at_mask.append(ids[rows, cols] == mask_token_id)
+    loss, hit, where = np.concatenate(losses), np.concatenate(hits), np.concatenate(at_mask)
+    return {"bigram_loss": float(loss.mean()), "bigram_accuracy": float(hit.mean()),
+            "bigram_mask_accuracy": float(hit[where].mean()) if where.any() else math.nan}

@@ -37,6 +37,9 @@ from transformers import (
     BertConfig,
     BertForPreTraining,
     BertForSequenceClassification,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    ModernBertForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -53,7 +56,12 @@ SCRATCH_SHAPES: dict[str, dict[str, int]] = {
     "bert-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2),
     "bert-mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4),
     "bert-small": dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8),
+    "modernbert-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=256),
 }
+MODERN = ("modernbert-tiny",)
+"""From-scratch shapes built on transformers' ModernBERT block instead of BERT's (rotary positions, pre-norm with a
+final norm, GeGLU, no biases; Warner et al. 2024): the budget recipe's encoder (issue 29). Global attention in every
+layer (the short sequences of a CPU budget fit any window); masked LM only, no NSP head."""
 PRETRAINED = ("minilm-l6",)
 VOCABS = ("news-8k", "shipped")
 NEWS_VOCAB_SIZE = 8192
@@ -232,6 +240,8 @@ def load_model(
     if name in SCRATCH_SHAPES:
         tokenizer = load_tokenizer(name, vocab)
         shape = SCRATCH_SHAPES[name]
+        if name in MODERN:
+            return tokenizer, _modern(tokenizer, shape, task, label_kw)
         config = BertConfig(
             vocab_size=len(tokenizer),
             intermediate_size=4 * shape["hidden_size"],
@@ -271,6 +281,24 @@ def load_model(
     if name in PRETRAINED and init == "pretrained":
         _new_heads_note(name, task)
     return tokenizer, model
+
+
+def _modern(tokenizer: PreTrainedTokenizerBase, shape: dict, task: Task, label_kw: dict) -> PreTrainedModel:
+    """A from-scratch ModernBERT of `shape` over our vocabulary: masked LM for pretraining, or a classifier."""
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        max_position_embeddings=POSITIONS,
+        layer_types=["full_attention"] * shape["num_hidden_layers"],
+        attn_implementation=default_attention(),
+        **shape,
+        **(label_kw if task == "classification" else {}),
+    )
+    return (ModernBertForSequenceClassification if task == "classification" else ModernBertForMaskedLM)(config)
 
 
 class quiet_transformers:

@@ -37,17 +37,19 @@ class OptimConfigError(ValueError):
 
 
 def is_bias_or_norm(name: str) -> bool:
-    """Biases and LayerNorm weights, by name as in BERT's and HF's recipes (not weight-decayed)."""
-    return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+    """Biases and normalisation weights, by name as in BERT's and HF's recipes (not weight-decayed): a module whose
+    name holds "norm" — BERT's `LayerNorm`, ModernBERT's `norm`, `attn_norm`, `mlp_norm`, `final_norm`."""
+    module = name.rsplit(".", 2)[-2] if name.count(".") else ""
+    return name.endswith("bias") or "norm" in module.lower()
 
 
 def group_of(name: str, num_layers: int) -> tuple[str, int | None]:
-    """(group name, depth) for a parameter name; depth None means the head.
+    """(group name, depth) for a parameter name; depth None means the head (and a final norm above the top layer).
 
     Depth counts from the top: the top encoder layer has depth 0, layer i has
-    L−1−i, the embeddings L.
+    L−1−i, the embeddings L. BERT names its layers `encoder.layer.i`, ModernBERT `model.layers.i`.
     """
-    match = re.search(r"encoder\.layer\.(\d+)\.", name)
+    match = re.search(r"(?:encoder\.layer|(?:^|\.)layers)\.(\d+)\.", name)
     if match:
         i = int(match.group(1))
         return f"layer.{i}", num_layers - 1 - i

@@ -8,19 +8,27 @@ trains it (or replays it) and keeps its weights under
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from lib import parallel
-from lib.cli import Parser
+from lib.cli import Parser, seeds
 from lib.data import DATA_VERSION, load_news_corpus
-from lib.mlm import PretrainingCollator, PretrainingModel, evaluate_pretraining, frequency_baselines
-from lib.models import load_model, save_checkpoint
-from lib.nsp import nsp_examples
+from lib.mlm import (
+    PretrainingCollator,
+    PretrainingModel,
+    bigram_baseline,
+    evaluate_pretraining,
+    frequency_baselines,
+    shuffle_context,
+)
+from lib.models import MODERN, load_model, save_checkpoint
+from lib.nsp import nsp_examples, tokenize_documents
 from lib.profiles import Profile
 from lib.store import Record, checkpoint_dir, load_experiment, run_id
 from lib.store import run as stored_run
@@ -48,10 +56,11 @@ class PretrainSpec:
     mask_replace_prob: float = 0.8  # of the chosen tokens, shown as [MASK] (BERT: 80%); the held-out set keeps 80/10/10
     random_replace_prob: float = 0.1  # shown as a random token; the rest are left unchanged
     nsp: bool = True
+    packed: bool = False  # contiguous windows of each document instead of sentence pairs (needs nsp=False)
     sparse_head: bool = True
     dropout: float = 0.1  # during pretraining only; the saved config keeps BERT's 0.1 for fine-tuning
     max_documents: int | None = None
-    eval_pairs: int = 512  # held-out NSP pairs, half of each label
+    eval_pairs: int = 512  # held-out examples: NSP pairs (half of each label) or packed windows
     train: TrainConfig = field(default_factory=_pretrain_config)
 
     kind = "pretrain"
@@ -67,6 +76,9 @@ class PretrainSpec:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
         if not 8 <= self.max_seq_len <= 512:
             raise ConfigError(f"max_seq_len must lie in 8..512 (BERT's positions), got {self.max_seq_len!r}.")
+        if self.nsp and (self.packed or self.model in MODERN):
+            why = "packed windows have no sentence pairs" if self.packed else f"{self.model} has no NSP head"
+            raise ConfigError(f"nsp=True, but {why}: use nsp=False (masked LM only).")
 
     def identity(self) -> dict:
         return asdict(self)
@@ -83,7 +95,8 @@ class PretrainSpec:
         eval_batches = [fixed(held_out[i : i + 64]) for i in range(0, len(held_out), 64)]  # masked once
         special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
         mask_id = tokenizer.mask_token_id
-        floor = frequency_baselines(train, eval_batches, special, mask_id)
+        floor = frequency_baselines(train, eval_batches, special, mask_id) | bigram_baseline(train, eval_batches,
+                                                                                            special, mask_id)
         bs = self.train.batch_size
 
         shuffled = Shuffled(len(train), random.Random(self.train.seed))  # once per run: seeds share no order
@@ -104,6 +117,9 @@ class PretrainSpec:
         corpus_tokens = sum(len(ex["input_ids"]) for ex in train)
         seen = int(fitted.history["tokens"].iloc[-1])
         metrics = {f"heldout_{k}": v for k, v in fitted.best_metrics.items()}
+        shuffled = [shuffle_context(b, special, seed=i) for i, b in enumerate(eval_batches)]  # the context control
+        control = evaluate_pretraining(wrapped, shuffled)
+        metrics |= {f"shuffled_{k}": v for k, v in control.items() if k.startswith("mlm")}
         metrics |= {f"baseline_{k}": v for k, v in floor.items()} | {
             "steps": fitted.steps,
             "precision": "bf16" if self.train.use_bf16 else "fp32",
@@ -145,13 +161,34 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             module.p = p
 
 
-def pretraining_data(spec: PretrainSpec, tokenizer) -> tuple[list[dict], list[dict]]:
-    """NSP examples from training documents, and held-out examples from validation documents.
+def packed_examples(documents: list[list[str]], tokenizer, max_seq_len: int, min_tokens: int = 8) -> list[dict]:
+    """Each document's tokens in contiguous windows of `max_seq_len` − 2, as [CLS] window [SEP]: the packed
+    sequences of budget recipes (RoBERTa's full sentences within a document; Cramming). Every position is running
+    text, so masked LM sees whole neighbourhoods instead of a second segment drawn from another document half the
+    time. A document's last window is kept if it has at least `min_tokens` tokens."""
+    body, cls, sep = max_seq_len - 2, tokenizer.cls_token_id, tokenizer.sep_token_id
+    out = []
+    for doc in tokenize_documents([d for d in documents if d], tokenizer, max_seq_len):
+        tokens = [t for sentence in doc for t in sentence]
+        for start in range(0, len(tokens), body):
+            window = tokens[start : start + body]
+            if len(window) >= min_tokens:
+                out.append({"input_ids": [cls, *window, sep], "token_type_ids": [0] * (len(window) + 2)})
+    return out
 
-    The held-out pairs are balanced, half IsNext and half NotNext (as many as `eval_pairs` allows), so
+
+def pretraining_data(spec: PretrainSpec, tokenizer) -> tuple[list[dict], list[dict]]:
+    """Training examples from training documents, and held-out examples from validation documents: packed windows
+    (`packed_examples`, the first `eval_pairs` held out), or NSP sentence pairs.
+
+    Held-out NSP pairs are balanced, half IsNext and half NotNext (as many as `eval_pairs` allows), so
     NSP's chance level is exactly 50%: a model that always says one label scores 50%, not the majority share.
     """
     corpus = load_news_corpus(max_documents=spec.max_documents)
+    if spec.packed:
+        train = packed_examples(list(corpus["train"]["sentences"]), tokenizer, spec.max_seq_len)
+        held_out = packed_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len)
+        return train, held_out[: spec.eval_pairs]
     train = nsp_examples(list(corpus["train"]["sentences"]), tokenizer, spec.max_seq_len, seed=spec.train.seed)
     pool = nsp_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len, seed=10_000)
     per_label = min(spec.eval_pairs // 2, *(sum(p["next_sentence_label"] == y for p in pool) for y in (0, 1)))
@@ -176,6 +213,17 @@ def scratch_spec(profile: Profile, device: str = "auto", nsp: bool = True) -> Pr
         train=_stepped(profile, budget.scratch_steps, budget.scratch_batch, evaluations=8, device=device,
                        lr=budget.scratch_lr),
     )
+
+
+def budget_spec(profile: Profile, device: str = "auto", seed: int = 0) -> PretrainSpec:
+    """The budget recipe (issue 29), on the same corpus, vocabulary and sequence length as `scratch_spec`: a
+    ModernBERT block (`lib.models.MODERN`), masked LM only on packed windows (no NSP), AdamW with β₂ 0.98, no
+    dropout, 6% warmup then linear decay (Cramming; Izsak et al. 2021; Warner et al. 2024)."""
+    budget = profile.pretrain
+    train = _stepped(profile, budget.budget_steps, budget.budget_batch, evaluations=8, device=device,
+                     lr=budget.budget_lr)
+    return PretrainSpec(model=budget.budget_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents,
+                        nsp=False, packed=True, dropout=0.0, train=replace(train, adam_beta2=0.98, seed=seed))
 
 
 def minilm_spec(profile: Profile, device: str = "auto") -> PretrainSpec:
@@ -206,15 +254,17 @@ def stored_scratch_run(profile: Profile) -> dict | None:
 
 
 def against_baselines(m: dict) -> pd.DataFrame:
-    """Held-out MLM and NSP of a pretraining record beside the context-free guess on the same tokens and pairs."""
-    return pd.DataFrame({
+    """Held-out MLM (and NSP, where trained) of a pretraining record beside the context-free guess on the same
+    tokens and pairs."""
+    table = pd.DataFrame({
         "our model (held-out)": [100 * m["heldout_mlm_accuracy"], 100 * m["heldout_mlm_mask_accuracy"],
-                                 m["heldout_mlm_loss"], 100 * m["heldout_nsp_accuracy"]],
+                                 m["heldout_mlm_loss"], 100 * m.get("heldout_nsp_accuracy", math.nan)],
         "context-free baseline": [100 * m["baseline_frequent_token_accuracy"],
                                   100 * m["baseline_frequent_token_mask_accuracy"], m["baseline_unigram_loss"], 50.0],
     }, index=["MLM accuracy (%), all masked tokens, vs most frequent token",
               "MLM accuracy (%), [MASK] inputs only, vs most frequent token",
               "MLM loss (nats), vs unigram cross-entropy", "NSP accuracy (%), balanced pairs, vs chance"]).round(2)
+    return table.dropna()
 
 
 def summary_sentence(m: dict) -> str:
@@ -225,9 +275,13 @@ def summary_sentence(m: dict) -> str:
             f"{100 * m['heldout_mlm_accuracy']:.1f}% on all masked tokens (always the most frequent token: "
             f"{100 * m['baseline_frequent_token_accuracy']:.1f}%) and {100 * m['heldout_mlm_mask_accuracy']:.1f}% "
             f"at [MASK] inputs ({100 * m['baseline_frequent_token_mask_accuracy']:.1f}%); MLM loss "
-            f"{m['heldout_mlm_loss']:.2f} nats (unigram guess: {m['baseline_unigram_loss']:.2f}); NSP "
-            f"{100 * m['heldout_nsp_accuracy']:.1f}% on {int(m['heldout_pairs'])} balanced held-out pairs "
-            "(chance 50%).")
+            f"{m['heldout_mlm_loss']:.2f} nats (unigram guess: {m['baseline_unigram_loss']:.2f})"
+            + (f"; NSP {100 * m['heldout_nsp_accuracy']:.1f}% on {int(m['heldout_pairs'])} balanced held-out pairs "
+               "(chance 50%)." if pd.notna(m.get("heldout_nsp_accuracy", math.nan)) else "; no NSP."))
+
+
+RECIPES = ("bert-2018", "budget")
+"""`python -m lib.pretraining --recipe`: Devlin et al.'s (notebook 01's from-scratch run) or the budget recipe."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,14 +290,27 @@ def main(argv: list[str] | None = None) -> int:
     Under `accelerate launch --num_processes N` the N processes train it together (`lib.trainer.fit`)."""
     parser = Parser(prog="python -m lib.pretraining", description=main.__doc__.split("\n")[0])
     parser.add_profile()
-    parser.add_argument("--no-nsp", action="store_true", help="masked LM only")
+    parser.add_argument("--recipe", choices=RECIPES, default=RECIPES[0],
+                        help="bert-2018: post-LN BERT with NSP on sentence pairs; budget: ModernBERT, masked LM only "
+                             "on packed windows, β₂ 0.98")
+    parser.add_argument("--seeds", type=seeds, default=None, help="the budget recipe's pretraining seeds, e.g. 0,1,2")
+    parser.add_argument("--no-nsp", action="store_true", help="bert-2018 with masked LM only")
     parser.add_argument("--force", action="store_true", help="train again even where the run is stored")
     args = parser.parse_args(argv)
-    spec = scratch_spec(args.profile, nsp=not args.no_nsp)
-    stored = stored_run(spec.kind, spec, args.profile, args.force)
-    if parallel.is_main():
-        print(summary_sentence({"model": spec.model} | stored.metrics))
-        print(f"run: {stored.path}")
+    if args.recipe == "budget":
+        if args.no_nsp:
+            parser.error("--no-nsp is for --recipe bert-2018: the budget recipe never trains NSP")
+        specs = [budget_spec(args.profile, seed=s) for s in args.seeds or [0]]
+    elif args.seeds:
+        parser.error("--seeds is for --recipe budget: the 2018 recipe is notebook 01's single run")
+    else:
+        specs = [scratch_spec(args.profile, nsp=not args.no_nsp)]
+    experiment = "pretrain_budget" if args.recipe == "budget" else "pretrain"  # budget: not yet a run of notebook 01
+    for spec in specs:
+        stored = stored_run(experiment, spec, args.profile, args.force)
+        if parallel.is_main():
+            print(summary_sentence({"model": spec.model} | stored.metrics))
+            print(f"run: {stored.path}")
     return 0
 
 

@@ -57,6 +57,10 @@ class PretrainBudget:
     finetune_test_examples: int | None
     finetune_epochs: float
     mlm_only_too: bool  # also pretrain without NSP and compare downstream
+    budget_model: str  # the budget recipe (issue 29): same corpus, vocabulary and seq_len as the 2018 recipe
+    budget_steps: int
+    budget_batch: int
+    budget_lr: float
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=20, scratch_lr=5e-4,
                                 scratch_batch=16, max_documents=40, minilm_seq_len=32, minilm_steps=3,
                                 minilm_batch=8, finetune_examples=64, finetune_test_examples=64, finetune_epochs=1,
-                                mlm_only_too=True),
+                                mlm_only_too=True, budget_model="modernbert-tiny", budget_steps=20, budget_batch=16,
+                                budget_lr=1e-3),
         pitfall_sentences=32,
         pitfall_steps=3,
         curve_examples=[96],
@@ -173,7 +178,8 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=2000, scratch_lr=5e-4,
                                 scratch_batch=32, max_documents=None, minilm_seq_len=64, minilm_steps=0,
                                 minilm_batch=16, finetune_examples=1024, finetune_test_examples=None,
-                                finetune_epochs=6, mlm_only_too=False),
+                                finetune_epochs=6, mlm_only_too=False, budget_model="modernbert-tiny",
+                                budget_steps=1500, budget_batch=64, budget_lr=1e-3),
         pitfall_sentences=128,
         pitfall_steps=8,
         curve_examples=[1024],
@@ -211,7 +217,8 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(scratch_model="bert-mini", seq_len=128, scratch_steps=20_000, scratch_lr=1e-3,
                                 scratch_batch=128, max_documents=None, minilm_seq_len=128, minilm_steps=2_000,
                                 minilm_batch=32, finetune_examples=None, finetune_test_examples=None,
-                                finetune_epochs=3, mlm_only_too=True),
+                                finetune_epochs=3, mlm_only_too=True, budget_model="modernbert-tiny",
+                                budget_steps=20_000, budget_batch=128, budget_lr=1e-3),
         pitfall_sentences=256,
         pitfall_steps=8,
         curve_examples=[],

@@ -53,7 +53,7 @@ NOT_IN_ID = ("progress", "log_with", "device", "path", "validation_path", "test_
 device request, and where a data file lives (its content fingerprint is in the id)."""
 
 ADDED_LATER = {"truncation": "head", "init": "pretrained", "dropout": 0.1, "mask_replace_prob": 0.8,
-               "random_replace_prob": 0.1}
+               "random_replace_prob": 0.1, "adam_beta2": 0.999, "packed": False}
 """Config keys added after runs were stored, with their default: left out of the
 id while at that default, so adding an option does not orphan every stored run."""
 

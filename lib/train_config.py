@@ -37,6 +37,7 @@ class TrainConfig:
     xi: float = 1.0
     head_lr: float | None = None
     optimizer: str = "adamw"
+    adam_beta2: float = 0.999  # the second-moment decay; budget pretraining recipes use 0.98 (RoBERTa, Cramming)
     schedule: str = "linear"
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
@@ -73,6 +74,7 @@ class TrainConfig:
             "lr must be > 0": self.lr > 0,
             "head_lr must be > 0 (or None for lr)": self.head_lr is None or self.head_lr > 0,
             "xi (layer-wise decay ξ) must lie in (0, 1]; 1 means no decay": 0 < self.xi <= 1,
+            "adam_beta2 must lie in [0, 1)": 0 <= self.adam_beta2 < 1,
             "weight_decay must be ≥ 0": self.weight_decay >= 0,
             f"optimizer must be one of {OPTIMIZERS}": self.optimizer in OPTIMIZERS,
             f"schedule must be one of {SCHEDULES}": self.schedule in SCHEDULES,
@@ -101,7 +103,7 @@ class TrainConfig:
                               f"{self.log_with}, or use log_with='tensorboard' (installed with the workbook).")
 
 
-_REAL = ("lr", "weight_decay", "xi", "head_lr", "warmup_ratio", "epochs", "max_grad_norm")
+_REAL = ("lr", "weight_decay", "xi", "head_lr", "adam_beta2", "warmup_ratio", "epochs", "max_grad_norm")
 _WHOLE = (
     "warmup_steps",
     "max_steps",

@@ -233,7 +233,7 @@ def fit(
     groups = groups or param_groups(model, cfg.lr, cfg.weight_decay, cfg.xi, cfg.head_lr, cfg.exclude_bias_and_norm)
     total = num_update_steps(batches_per_epoch, cfg)
     check_warmup(cfg, total)
-    optimizer = build_optimizer(groups, cfg.optimizer)
+    optimizer = build_optimizer(groups, cfg.optimizer, betas=(0.9, cfg.adam_beta2))
     scheduler = build_scheduler(optimizer, cfg.schedule, total, cfg.warmup_ratio, cfg.warmup_steps)
     trained, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     hooks = probes.standard(optimizer, groups, total) if hooks is None else hooks

@@ -120,3 +120,24 @@ def test_offline_a_hub_model_in_the_local_cache_loads_and_one_not_there_is_refus
     assert "BertForSequenceClassification b" in out.stdout
     assert "'acme/not-cached' is neither a shipped model, a local folder nor in the local Hugging Face cache" \
         in out.stdout
+
+
+def test_the_budget_encoder_is_a_modernbert_over_our_vocabulary_and_fine_tunes():
+    """`modernbert-tiny` (issue 29's budget recipe): masked LM for pretraining, a classifier otherwise, the news
+    vocabulary's ids as its special tokens; it trains through the workbook's trainer with ModernBERT's layer names."""
+    from transformers import ModernBertForMaskedLM, ModernBertForSequenceClassification
+
+    from lib.finetune import FinetuneSpec
+    from lib.train_config import TrainConfig
+
+    tokenizer, mlm = models.load_model("modernbert-tiny", "pretraining")
+    assert isinstance(mlm, ModernBertForMaskedLM) and mlm.config.vocab_size == len(tokenizer) == models.NEWS_VOCAB_SIZE
+    assert (mlm.config.pad_token_id, mlm.config.cls_token_id, mlm.config.sep_token_id) == (
+        tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    spec = FinetuneSpec(model="modernbert-tiny", max_train_examples=64, max_eval_examples=32, max_test_examples=32,
+                        train=TrainConfig(lr=1e-3, epochs=3, batch_size=16, progress=False, bf16=False))
+    _, classifier = models.load_model("modernbert-tiny", label_names=["negative", "positive"])
+    assert isinstance(classifier, ModernBertForSequenceClassification)
+    record = spec.compute()
+    loss = record.history["loss"].dropna()
+    assert record.metrics["steps"] == 12 and loss.tail(3).mean() < loss.head(3).mean()

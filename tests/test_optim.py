@@ -175,3 +175,20 @@ def test_bertadam_is_adamw_without_bias_correction():
             adam_step = (adam_param.detach() - before + 1e-3 * 0.01 * before).abs()
             ours = 1e-3 * (m / (v.sqrt() + 1e-8)).abs()
             assert torch.allclose(ours / adam_step, torch.full((5,), 0.1 / 0.001 ** 0.5), rtol=1e-3)
+
+
+def test_a_modernbert_gets_the_same_groups_as_bert():
+    """ModernBERT names its layers `model.layers.i` and its norms `norm`, `attn_norm`, `mlp_norm`, `final_norm`: every
+    parameter still lands in exactly one group, layer i at lr·ξ^(L−1−i), and no norm weight is decayed."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    config = ModernBertConfig(vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                              num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=2,
+                              eos_token_id=3, cls_token_id=2, sep_token_id=3)
+    model = ModernBertForSequenceClassification(config)
+    groups = param_groups(model, lr=1.0, xi=0.5)  # check_groups inside: each parameter exactly once
+    rates = {g["name"]: g["lr"] for g in groups}
+    assert rates == {"embeddings": 0.125, "layer.0": 0.25, "layer.1": 0.5, "layer.2": 1.0, "head": 1.0}
+    undecayed = {n for g in groups if not g["decay"] for n in g["param_names"]}
+    norms = {n for n, _ in model.named_parameters() if "norm" in n}
+    assert norms and norms <= undecayed and all(n in norms or n.endswith("bias") for n in undecayed)

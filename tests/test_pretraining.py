@@ -212,3 +212,59 @@ def test_mask_only_replacement_shows_every_chosen_token_as_mask(examples, tokeni
     batch = mlm.PretrainingCollator(tokenizer, seed=0, mask_replace_prob=1.0, random_replace_prob=0.0)(examples[:64])
     chosen = batch["labels"] != -100
     assert chosen.sum() > 200 and (batch["input_ids"][chosen] == tokenizer.mask_token_id).all()
+
+
+def test_packed_windows_are_contiguous_running_text(docs, tokenizer):
+    """Each window is the next max_seq_len − 2 tokens of one document, between [CLS] and [SEP]: concatenated they
+    give back each document's tokens (short tails dropped)."""
+    windows = pt.packed_examples(docs[:5], tokenizer, max_seq_len=32, min_tokens=1)
+    body = [w["input_ids"][1:-1] for w in windows]
+    assert all(w["input_ids"][0] == tokenizer.cls_token_id and w["input_ids"][-1] == tokenizer.sep_token_id
+               for w in windows)
+    assert all(len(b) <= 30 for b in body) and sum(len(b) < 30 for b in body) <= 5  # a short one ends a document
+    assert set(sum((w["token_type_ids"] for w in windows), [])) == {0}
+    tokens = [t for doc in nsp.tokenize_documents(docs[:5], tokenizer, 32) for s in doc for t in s]
+    assert [t for b in body for t in b] == tokens
+
+
+def test_the_budget_recipe_pretrains_a_modernbert_without_nsp(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "CHECKPOINT_DIR", tmp_path / "ckpt")
+    spec = dataclasses.replace(pt.budget_spec(SMOKE), max_documents=30, eval_pairs=32)
+    assert (spec.model, spec.nsp, spec.packed, spec.train.adam_beta2) == ("modernbert-tiny", False, True, 0.98)
+    run = store.run("pretrain_test", spec, profile=SMOKE)
+    h = run.history
+    assert h["mlm_loss"].iloc[-5:].mean() < h["mlm_loss"].iloc[:5].mean() - 0.5
+    assert "nsp_loss" not in h and "heldout_nsp_accuracy" not in run.metrics
+    assert {"shuffled_mlm_loss", "shuffled_mlm_mask_accuracy"} <= set(run.metrics)  # the context control
+    assert "no NSP" in pt.summary_sentence({"model": spec.model} | run.metrics)
+    with pytest.raises(ValueError, match="no NSP head"):
+        pt.PretrainSpec(model="modernbert-tiny")
+    with pytest.raises(ValueError, match="packed windows have no sentence pairs"):
+        pt.PretrainSpec(packed=True)
+
+
+def test_the_context_control_moves_only_the_unmasked_words(examples, tokenizer):
+    batch = mlm.PretrainingCollator(tokenizer, seed=0, nsp=False)(examples[:8])
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
+    shuffled = mlm.shuffle_context(batch, special, seed=3)
+    fixed = (batch["labels"] != -100) | torch.isin(batch["input_ids"], torch.tensor(special))
+    assert torch.equal(shuffled["input_ids"][fixed], batch["input_ids"][fixed])
+    assert torch.equal(shuffled["labels"], batch["labels"])
+    for a, b in zip(shuffled["input_ids"], batch["input_ids"]):
+        assert sorted(a.tolist()) == sorted(b.tolist())  # the same words, in another order
+    assert not torch.equal(shuffled["input_ids"], batch["input_ids"])
+    assert torch.equal(mlm.shuffle_context(batch, special, seed=3)["input_ids"], shuffled["input_ids"])
+
+
+def test_the_bigram_floor_reads_both_neighbours_and_ignores_masked_ones():
+    """In training 3 always sits between 4 and 5 and 6 between 7 and 8, though 6 is the commoner token: the bigram
+    floor gets both held-out tokens from their neighbours; with a neighbour masked, it falls back on the other."""
+    train = [{"input_ids": [1, 4, 3, 5, 2]}, {"input_ids": [1, 7, 6, 8, 6, 6, 6, 2]}]
+    batch = {"input_ids": torch.tensor([[1, 4, 9, 5, 7, 9, 8, 2]]),
+             "labels": torch.tensor([[-100, -100, 3, -100, -100, 6, -100, -100]])}
+    out = mlm.bigram_baseline(train, [batch], special_ids=[1, 2, 9], mask_token_id=9)
+    assert out["bigram_accuracy"] == out["bigram_mask_accuracy"] == 1.0
+    frequent = mlm.frequency_baselines(train, [batch], special_ids=[1, 2, 9], mask_token_id=9)
+    assert frequent["frequent_token_accuracy"] == 0.5 and out["bigram_loss"] < frequent["unigram_loss"]
+    hidden = {"input_ids": torch.tensor([[1, 9, 9, 5, 2]]), "labels": torch.tensor([[-100, 4, 3, -100, -100]])}
+    assert mlm.bigram_baseline(train, [hidden], [1, 2, 9], 9)["bigram_accuracy"] == 0.5  # 3 from its right; 4 lost
