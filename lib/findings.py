@@ -186,16 +186,21 @@ def family(notebook: str, rows: list[dict]) -> pd.DataFrame:
 
 
 # --------------------------------------------------- the stored runs, by cell
-def grid_frame(grid, profile: Profile) -> pd.DataFrame:
-    """The stored runs of an ablation grid with their variant names (empty if none are stored)."""
-    rows = load_experiment(grid.experiment, profile)
+def cells_frame(experiment: str, ids: dict[str, str], profile: Profile, seed: str = "train.seed") -> pd.DataFrame:
+    """The stored runs of `experiment` whose id is in `ids` (run_id → cell name), with `variant` and `seed` columns
+    (empty if none are stored)."""
+    rows = load_experiment(experiment, profile)
     if rows.empty:
         return rows
-    ids = grid.run_ids()
     rows = rows[rows["run_id"].isin(ids)].copy()
     rows["variant"] = rows["run_id"].map(ids)
-    rows["seed"] = rows["train.seed"]
+    rows["seed"] = rows[seed]
     return rows
+
+
+def grid_frame(grid, profile: Profile) -> pd.DataFrame:
+    """The stored runs of an ablation grid with their variant names (empty if none are stored)."""
+    return cells_frame(grid.experiment, grid.run_ids(), profile)
 
 
 def _warmup(profile: Profile) -> list[dict]:
@@ -311,8 +316,8 @@ def _baseline(profile: Profile) -> list[dict]:
     rows = []
     for data in grid.datasets:
         part = frame[frame["data"] == data] if not frame.empty else frame
-        best = finetune.best_rate(part.assign(lr=part["train.lr"]), metric="best_val_accuracy").get(data) \
-            if not part.empty else None
+        best = finetune.best_rate(part, rate="train.lr", metric="best_val_accuracy").get(data) if not part.empty \
+            else None
         rows.append(paired(f"{data}: the rate chosen on validation against BERT-base's {finetune.lr_label(low)}", part,
                            ablations.rate_name(best), ablations.rate_name(low)) if best else {})
         rows.append(paired(f"{data}: {finetune.lr_label(high)} against the working rate (does the curve turn over?)",
@@ -373,10 +378,7 @@ def _distillation(profile: Profile) -> list[dict]:
     sentence, so a student can take a higher rate); then the int8 teacher against fp32."""
     cells = distill.student_specs(profile)
     ids = {run_id(spec.identity()): name for name, specs in cells.items() for spec in specs}
-    frame = load_experiment("distill", profile)
-    if not frame.empty:
-        frame = frame[frame["run_id"].isin(ids)]
-        frame = frame.assign(variant=frame["run_id"].map(ids), seed=frame["student.train.seed"])
+    frame = cells_frame("distill", ids, profile, seed="student.train.seed")
     low, high = min(profile.distill_rates), max(profile.distill_rates)
     name, hard = distill.student_name, min(profile.distill_alphas)
     floor_path = results_dir(profile) / "distill_tfidf.csv"  # notebook 08's floor on the labelled sentences
