@@ -16,7 +16,7 @@ import datasets
 import pandas as pd
 import torch
 from torch import nn
-from transformers import BertForPreTraining
+from transformers import PreTrainedModel
 
 from lib.classify import tokenize
 from lib.mlm import PretrainingCollator
@@ -64,17 +64,23 @@ def nsp_demo(examples: list[dict], tokenizer, n: int = 4, seed: int = 0) -> pd.D
 
 
 @torch.no_grad()
-def fill_mask(model: BertForPreTraining, tokenizer, sentences: list[str], k: int = 5) -> pd.DataFrame:
-    """Top-k predictions for the first [MASK] of each sentence, with probabilities."""
+def fill_mask(model: PreTrainedModel, tokenizer, sentences: list[str], k: int = 5) -> pd.DataFrame:
+    """Top-k predictions for the first [MASK] of each sentence, with probabilities (`BertForPreTraining` or any
+    masked LM)."""
     model.eval()
     device = next(model.parameters()).device
     rows = []
     for s in sentences:
         enc = tokenizer(s, return_tensors="pt").to(device)
+        if not hasattr(model, "bert"):  # masked LMs of other blocks take no segment ids
+            enc.pop("token_type_ids", None)
         pos = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()
         if len(pos) == 0:
             raise ValueError(f"No {tokenizer.mask_token} in {s!r}.")
-        probs = model(**enc).prediction_logits[0, pos[0, 0]].float().softmax(-1)
+        with torch.no_grad():
+            out = model(**enc)
+        logits = out.prediction_logits if hasattr(out, "prediction_logits") else out.logits
+        probs = logits[0, pos[0, 0]].float().softmax(-1)
         top = probs.topk(k)
         guesses = ", ".join(
             f"{tokenizer.convert_ids_to_tokens(int(i))} ({p:.1%})" for p, i in zip(top.values, top.indices)

@@ -22,14 +22,15 @@ import math
 
 import pandas as pd
 
-from lib import ablations, profiles
+from lib import ablations, pretraining, profiles
 from lib.finetune import lr_label
 from lib.paths import NOTEBOOKS, notebooks, results_dir
 from lib.profiles import FinetuneBudget, Profile
 from lib.store import load_experiment
 
 NOTEBOOK_EXPERIMENTS = {
-    "01_pretrain_mlm_nsp.ipynb": ["pretrain", "minilm_pretrained_vs_random", "pretrain_vs_random"],
+    "01_pretrain_mlm_nsp.ipynb": ["pretrain", "pretrain_factors", "pretrain_vs_random", "pretrain_probes",
+                                  "minilm_pretrained_vs_random"],
     "02_finetune_baseline.ipynb": ["finetune_baseline"],
     "03_ablation_warmup.ipynb": ["ablation_warmup"],
     "04_ablation_weight_decay.ipynb": ["ablation_weight_decay"],
@@ -132,11 +133,17 @@ def _row(notebook: str, p: Profile) -> dict:
         return _grid_row(p, GRID_OF[notebook])
     if notebook == "01":
         t = p.pretrain
-        return {"from scratch": f"{t.scratch_model}, {t.scratch_steps:,} steps × {t.scratch_batch} × {t.seq_len} "
-                                f"tokens, lr {lr_label(t.scratch_lr)}",
-                "fine-tuning sentences": _n(t.finetune_examples), "epochs": f"{t.finetune_epochs:g}",
-                "seeds": len(p.grids.paired_seeds),
-                "MiniLM continued": f"{t.minilm_steps:,} steps" if t.minilm_steps else "no"}
+        return {"recipes": f"{t.scratch_model} (2018), {t.budget_model} (budget; pretraining seeds "
+                           f"{', '.join(map(str, t.budget_seeds))})",
+                "tokens each": f"{t.steps:,} steps × {t.batch} × {t.seq_len}",
+                "rates": f"2018 {lr_label(t.scratch_lr)}, budget {lr_label(t.budget_lr)}",
+                "factor table": f"{len(pretraining.FACTORS)} arms × {len(t.factor_rates)} rates "
+                                f"({', '.join(map(lr_label, t.factor_rates))}), {t.factor_steps:,} steps each",
+                "fine-tuning": f"{', '.join(t.finetune_tasks)}; {_n(t.finetune_examples)} sentences, "
+                               f"{t.finetune_epochs:g} epochs",
+                "rate pilot": f"{', '.join(map(lr_label, t.finetune_rates))} × seeds "
+                              f"{', '.join(map(str, t.pilot_seeds))}",
+                "seeds": len(p.grids.paired_seeds)}
     if notebook == "02":
         rates = ablations.rates(p)
         return {"data": ", ".join(rates.datasets), **_sizes(p),

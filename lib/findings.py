@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from lib import ablations, distill, finetune, pretraining, published, stats
+from lib import ablations, distill, downstream, finetune, pretraining, published, recipes, stats, store
 from lib.cli import Parser
 from lib.paths import results_dir
 from lib.profiles import Profile
@@ -105,13 +105,14 @@ def above_floor(finding: str, frame: pd.DataFrame, floor: float, variant: str, b
             "test": "one-sample t"}
 
 
-def single_models(finding: str, correct_a: np.ndarray, correct_b: np.ndarray, variant: str, baseline: str) -> dict:
-    """Two single models on one test set: McNemar's exact test on the sentences they disagree on."""
+def single_models(finding: str, correct_a: np.ndarray, correct_b: np.ndarray, variant: str, baseline: str,
+                  unit: str = "sentences") -> dict:
+    """Two single models on one test set: McNemar's exact test on the items (`unit`) they disagree on."""
     r = stats.mcnemar(correct_a, correct_b)
     return {"finding": finding, "variant": variant, "baseline": baseline, "n_seeds": 1, "mean_diff": r["diff"],
             "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"],
             "mde": lambda alpha: stats.mcnemar(correct_a, correct_b, alpha)["mde"],
-            "test": f"McNemar exact ({r['discordant']} discordant sentences)"}
+            "test": f"McNemar exact ({r['discordant']} discordant {unit})"}
 
 
 # ------------------------------------------------------------ before it runs
@@ -346,29 +347,75 @@ def against_reference(finding: str, rate: float, n: int, reference: float, varia
 
 
 def _pretraining(profile: Profile) -> list[dict]:
-    """Notebook 01: our pretraining against the context-free guess and NSP against chance; then MiniLM's own
-    pretraining against random weights (a positive control), and ours."""
-    rows = []
-    spec, m = pretraining.scratch_spec(profile), pretraining.stored_scratch_run(profile)
-    if m is not None:
-        model = f"{spec.model}, {int(m['steps'])} steps"
-        rows.append(against_reference(  # at [MASK] inputs: copying a kept input token cannot score here
-            "held-out MLM accuracy at [MASK] inputs (context only) against always guessing the most frequent token",
-            m["heldout_mlm_mask_accuracy"], int(m["heldout_mask_tokens"]), m["baseline_frequent_token_mask_accuracy"],
-            model, "most frequent token", "[MASK] tokens"))
-        if spec.nsp:
-            rows.append(against_reference("held-out NSP accuracy of our pretraining against chance",
-                                          m["heldout_nsp_accuracy"], int(m["heldout_pairs"]), 0.5, model,
-                                          "chance (50%, balanced pairs)", "sentence pairs"))
-    for table, reference, what in pretrain_tables(profile):
-        path = results_dir(profile) / table
-        if not path.exists():
-            continue
-        df = pd.read_csv(path).assign(seed=lambda d: d["train.seed"], variant=lambda d: d["init"])
-        for arm in [a for a in df["variant"].unique().tolist() if a != reference]:
-            rows.append(paired(f"fine-tuning from {what} against random weights", df, arm, reference))
-            rows.append(failures(f"failure rate, {what} against random weights", df, arm, reference))
+    """Notebook 01: the budget recipe against its floors and against the 2018 recipe, the 2018 recipe against the
+    frequent-token guess and NSP against chance (one checkpoint each, over held-out tokens and pairs); the factor
+    table's contrasts; then downstream — fine-tuning the budget checkpoints against random weights per task, the
+    linear probe, and MiniLM's shipped weights against random ones (the positive control)."""
+    p, rows = profile.pretrain, []
+    runs = {name: store.stored(pretraining.EXPERIMENT, spec, profile)
+            for name, spec in recipes.recipe_specs(profile).items()}
+    first = f"{recipes.BUDGET}, seed {p.budget_seeds[0]}"
+    budget, bert = runs.get(first), runs.get(recipes.BERT_2018)
+    what = "held-out accuracy at [MASK] inputs"
+    if budget is not None:
+        t = recipes.at_mask(budget)
+        rows += [single_models(f"budget recipe against always guessing the most frequent token ({what})",
+                               t["correct"], t["frequent_correct"], first, "most frequent token", "tokens"),
+                 single_models(f"budget recipe against the bidirectional-bigram floor ({what})", t["correct"],
+                               t["bigram_correct"], first, "bigram counts", "tokens")]
+    if bert is not None:
+        t = recipes.at_mask(bert)
+        rows.append(single_models(f"BERT's 2018 recipe against always guessing the most frequent token ({what})",
+                                  t["correct"], t["frequent_correct"], recipes.BERT_2018, "most frequent token",
+                                  "tokens"))
+        if budget is not None:
+            rows.append(single_models(f"budget recipe against BERT's 2018 recipe ({what}, the same tokens)",
+                                      recipes.at_mask(budget)["correct"], t["correct"], first, recipes.BERT_2018,
+                                      "tokens"))
+        m = bert.metrics
+        rows.append(against_reference("held-out NSP accuracy of the 2018 recipe against chance",
+                                      m["heldout_nsp_accuracy"], int(m["heldout_pairs"]), 0.5, recipes.BERT_2018,
+                                      "chance (50%, balanced pairs)", "sentence pairs"))
+    arms = recipes.stored_factor_runs(profile)
+    for variant, reference, change in pretraining.FACTOR_CONTRASTS:
+        if variant in arms and reference in arms:
+            a, b = recipes.chosen(arms[variant]), recipes.chosen(arms[reference])
+            rows.append(single_models(f"factor table: {change} ({what}, odd windows)",
+                                      recipes.at_mask(a, half=1)["correct"], recipes.at_mask(b, half=1)["correct"],
+                                      variant, reference, "tokens"))
+    table = _table(profile, "pretrain_vs_random_table.csv")
+    for task in p.finetune_tasks:
+        part = table[table["data"] == task] if not table.empty else table
+        if not part.empty:
+            rows += _downstream(f"{task}: fine-tuning from the budget checkpoints", part, "budget checkpoints",
+                                "random init")
+        probes = downstream.probe_specs(profile, {"a": (budget.metrics["checkpoint"], p.budget_model),
+                                                  "b": (p.budget_model, p.budget_model)}) if budget else {}
+        stored_probes = [store.stored(downstream.PROBES, s, profile) for s in probes.values()]
+        if stored_probes and all(r is not None for r in stored_probes):
+            a, b = (r.predictions[r.predictions["task"] == task]["correct"].astype(bool) for r in stored_probes)
+            rows.append(single_models(f"{task}: linear probe on frozen features, budget checkpoint against random "
+                                      "weights", a.to_numpy(), b.to_numpy(), first, "random init"))
+    control = _table(profile, "minilm_pretrained_vs_random_table.csv")
+    if not control.empty:
+        rows += _downstream("movie_snippets: fine-tuning from MiniLM's shipped weights", control, "MiniLM pretrained",
+                            "MiniLM random init")
     return rows
+
+
+def _table(profile: Profile, name: str) -> pd.DataFrame:
+    path = results_dir(profile) / name
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def _downstream(what: str, table: pd.DataFrame, arm: str, reference: str) -> list[dict]:
+    """Fine-tuning `arm` against `reference`, each at its own rate: accuracy paired over fine-tuning seeds (an arm's
+    checkpoints averaged at each seed), and the failure rate over every run."""
+    final = table[table["stage"] == "final"].assign(variant=lambda d: d["arm"])
+    return [paired(f"{what} against random weights, each at its own rate", downstream.paired_frame(table), arm,
+                   reference),
+            failures(f"{what}: failure rate against random weights".replace(": fine-tuning from", ", fine-tuning from"),
+                     final, arm, reference)]
 
 
 def _distillation(profile: Profile) -> list[dict]:
@@ -423,13 +470,6 @@ def _your_data(profile: Profile) -> list[dict]:
             rows.append(paired(f"{label}: {hot / work:g}× the working rate", grid, finetune.lr_label(hot),
                                finetune.lr_label(work)))
     return rows
-
-
-def pretrain_tables(profile: Profile) -> list[tuple[str, str, str]]:
-    """Notebook 01's fine-tuning tables (one row per run, `init` names the arm): file, reference arm, what."""
-    scratch = profile.pretrain.scratch_model
-    return [("minilm_pretrained_vs_random_table.csv", "MiniLM random init", "MiniLM's shipped pretrained weights"),
-            ("pretrain_vs_random_table.csv", "random init", f"our {scratch} pretraining")]
 
 
 COMPRESSION = "compression_measurement"  # notebook 08's stored measurement (per test sentence: fp32 / int8 right?)

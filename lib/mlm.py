@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,7 +54,7 @@ class PretrainingOutput:
 
 
 class PretrainingModel(nn.Module):
-    """`BertForPreTraining` (or a masked-LM-only `ModernBertForMaskedLM`) with an optional sparse MLM head.
+    """`BertForPreTraining` (or a masked LM of another block, `lib.models.BLOCKS`) with an optional sparse MLM head.
 
     Dense: the stock head scores every position against the whole vocabulary
     (batch × seq × V logits), and the loss ignores all but the ~15% masked.
@@ -71,13 +72,18 @@ class PretrainingModel(nn.Module):
         return self.model.config
 
     def _encode(self, input_ids, token_type_ids, attention_mask):
-        """(hidden states, pooled [CLS] or None, the MLM head): BERT's `bert` + `cls`, or ModernBERT's `model` + `head`
-        and `decoder` (a masked LM only: no pooler, no NSP)."""
+        """(hidden states, pooled [CLS] or None, the MLM head): BERT's `bert` + `cls` (with its NSP pooler), or a
+        masked LM's encoder (`base_model`) and head (RoFormer's `cls`, RoBERTa's `lm_head`, ModernBERT's `head` +
+        `decoder`): no pooler, no NSP."""
         if hasattr(self.model, "bert"):
             hidden, pooled = self.model.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                              return_dict=False)[:2]
             return hidden, pooled, self.model.cls.predictions
-        hidden = self.model.model(input_ids, attention_mask=attention_mask)[0]
+        hidden = self.model.base_model(input_ids, attention_mask=attention_mask)[0]
+        if hasattr(self.model, "cls"):
+            return hidden, None, self.model.cls.predictions
+        if hasattr(self.model, "lm_head"):
+            return hidden, None, self.model.lm_head
         return hidden, None, lambda h: self.model.decoder(self.model.head(h))
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None, next_sentence_label=None):
@@ -179,13 +185,13 @@ def frequency_baselines(
     }
 
 
-def bigram_baseline(train: list[dict], eval_batches: list[dict], special_ids: list[int], mask_token_id: int,
-                    prior: float = 1.0) -> dict[str, float]:
-    """The "local statistics" floor: guess each held-out masked token from its two neighbours alone, by counts on the
-    training examples — q(t) ∝ p(t | left)·p(t | right) / p(t), each conditional smoothed towards the unigram
-    p(t) with weight `prior`; a neighbour that is special or itself masked tells nothing. Seconds to compute. A model
-    has to beat this to show it uses more than the next word on either side. Loss in nats, accuracies at every
-    masked token and where the input shows [MASK]."""
+def bigram_tokens(train: list[dict], eval_batches: list[dict], special_ids: list[int],
+                  prior: float = 1.0) -> pd.DataFrame:
+    """The "local statistics" floor, per held-out masked token (in `token_results`' order): guess each from its two
+    neighbours alone, by counts on the training examples — q(t) ∝ p(t | left)·p(t | right) / p(t), each conditional
+    smoothed towards the unigram p(t) with weight `prior`; a neighbour that is special or itself masked tells nothing.
+    Seconds to compute. A model has to beat this to show it uses more than the next word on either side. Columns
+    `bigram_loss` (nats) and `bigram_correct`."""
     from scipy import sparse
 
     vocab = 1 + max(max(max(ex["input_ids"]) for ex in train), *(int(b["input_ids"].max()) for b in eval_batches),
@@ -202,7 +208,7 @@ def bigram_baseline(train: list[dict], eval_batches: list[dict], special_ids: li
     precedes = sparse.csr_matrix((np.ones(len(a)), (b, a)), shape=(vocab, vocab))  # [right, t]
     unigram = np.bincount(np.concatenate([a, b]), minlength=vocab) + 1.0
     log_p = np.log(unigram / unigram.sum())
-    losses, hits, at_mask = [], [], []
+    losses, hits = [], []
     for batch in eval_batches:
         ids, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
         rows, cols = np.nonzero(labels != -100)
@@ -217,7 +223,38 @@ def bigram_baseline(train: list[dict], eval_batches: list[dict], special_ids: li
         target = labels[rows, cols]
         losses.append(-score[np.arange(len(rows)), target])
         hits.append(score.argmax(1) == target)
-        at_mask.append(ids[rows, cols] == mask_token_id)
-    loss, hit, where = np.concatenate(losses), np.concatenate(hits), np.concatenate(at_mask)
-    return {"bigram_loss": float(loss.mean()), "bigram_accuracy": float(hit.mean()),
-            "bigram_mask_accuracy": float(hit[where].mean()) if where.any() else math.nan}
+    return pd.DataFrame({"bigram_loss": np.concatenate(losses), "bigram_correct": np.concatenate(hits)})
+
+
+def bigram_baseline(train: list[dict], eval_batches: list[dict], special_ids: list[int], mask_token_id: int,
+                    prior: float = 1.0) -> dict[str, float]:
+    """`bigram_tokens` averaged: loss in nats, accuracy at every masked token and where the input shows [MASK]."""
+    tokens = bigram_tokens(train, eval_batches, special_ids, prior)
+    where = torch.cat([b["input_ids"][b["labels"] != -100] == mask_token_id for b in eval_batches]).numpy()
+    return {"bigram_loss": float(tokens["bigram_loss"].mean()),
+            "bigram_accuracy": float(tokens["bigram_correct"].mean()),
+            "bigram_mask_accuracy": float(tokens["bigram_correct"][where].mean()) if where.any() else math.nan}
+
+
+@torch.no_grad()
+def token_results(model: PretrainingModel, batches: list[dict], mask_token_id: int) -> pd.DataFrame:
+    """One row per held-out masked token, in batch order: which sequence (`window`), its target, whether the input
+    shows [MASK] there, and the model's loss (nats) and hit. Runs scored on the same fixed batches can be compared
+    token by token (McNemar), and any subset (rare tokens, [MASK] inputs) scored afterwards."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts, offset = [], 0
+    for batch in batches:
+        b = {k: v.to(device) for k, v in batch.items() if k != "next_sentence_label"}
+        hidden, _, predictions = model._encode(b["input_ids"], b.get("token_type_ids"), b.get("attention_mask"))
+        masked = b["labels"] != -100
+        logits = predictions(hidden[masked]).float()
+        rows = masked.nonzero()[:, 0].cpu()
+        targets = b["labels"][masked]
+        parts.append(pd.DataFrame({
+            "window": (rows + offset).numpy(), "target": targets.cpu().numpy(),
+            "at_mask": (b["input_ids"][masked] == mask_token_id).cpu().numpy(),
+            "loss": F.cross_entropy(logits, targets, reduction="none").cpu().numpy(),
+            "correct": (logits.argmax(-1) == targets).cpu().numpy()}))
+        offset += len(batch["input_ids"])
+    return pd.concat(parts, ignore_index=True)

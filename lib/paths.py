@@ -63,6 +63,22 @@ def results_dir(profile: Profile) -> Path:
     return base if profile.name == "quick" else base / profile.name
 
 
+def stored_checkpoint_record(path: str | Path) -> Path | None:
+    """The stored record (`metrics.json`) of the run whose checkpoint `path` is, when the weights are missing: a fresh
+    clone has every record in git but no weights (`checkpoints/` is git-ignored). A run that fine-tunes a checkpoint is
+    identified by its writer's record, so it replays without the weights; only computing it needs them back."""
+    path = located(path)
+    if path.exists() or path.parent.parent != CHECKPOINT_DIR:
+        return None
+    from lib.profiles import PROFILES, get  # every profile's results folder: a run id names one run in one of them
+
+    for folder in dict.fromkeys(results_dir(get(name)) for name in PROFILES):
+        found = next(iter(folder.glob(f"runs/*/{path.name}/metrics.json")), None)
+        if found is not None:
+            return found
+    return None
+
+
 def figures_dir(profile: Profile) -> Path:
     """Figures sit beside the CSVs they are rebuilt from."""
     path = results_dir(profile) / "figures"

@@ -128,16 +128,21 @@ def history_lrs(history: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
+def _as_list(line: tuple[float, str] | list[tuple[float, str]] | None) -> list[tuple[float, str]]:
+    return [] if line is None else list(line) if isinstance(line, list) else [line]
+
+
 def plot_pretraining_curves(
     histories: Mapping[str, pd.DataFrame],
     title: str = "Pretraining",
     smooth: int = 20,
-    baselines: Mapping[str, tuple[float, str]] | None = None,
+    baselines: Mapping[str, tuple[float, str] | list[tuple[float, str]]] | None = None,
 ) -> plt.Figure:
     """MLM and NSP loss and accuracy: training (rolling mean) as lines, held-out as dots.
 
-    `baselines` maps a panel's column (e.g. "mlm_accuracy") to (value, label): a context-free guess drawn as
-    a dotted line, so the curve shows whether MLM has left the frequent-word plateau. NSP's chance is 50%.
+    `baselines` maps a panel's column (e.g. "mlm_accuracy") to (value, label), or a list of them: floors drawn
+    as horizontal lines (e.g. a context-free guess), so the curve shows whether MLM has left the frequent-word
+    plateau. NSP's chance is 50%.
     The accuracy panel also shows held-out accuracy at [MASK] inputs alone, where copying cannot help.
     """
     panels = [
@@ -166,12 +171,11 @@ def plot_pretraining_curves(
                 ev = h.dropna(subset=["val_mlm_mask_accuracy"])
                 ax.plot(ev["step"], 100 * ev["val_mlm_mask_accuracy"], "s:", color=color,
                         label=f"{label} (held-out, [MASK] inputs only)")
-        if col in lines:
-            value, label = lines[col]
-            ax.axhline(scale * value, color="black", lw=1.2, ls=":", label=label)
-        if col == "mlm_accuracy" and "mlm_mask_accuracy" in lines:
-            value, label = lines["mlm_mask_accuracy"]
-            ax.axhline(100 * value, color="grey", lw=1.2, ls="-.", label=label)
+        drawn = _as_list(lines.get(col))
+        if col == "mlm_accuracy":
+            drawn += _as_list(lines.get("mlm_mask_accuracy"))
+        for (value, label), style in zip(drawn, [":", "-.", "--", (0, (1, 3))]):
+            ax.axhline(scale * value, color="black" if style == ":" else "grey", lw=1.2, ls=style, label=label)
         ax.set(title=name, xlabel="optimizer step", ylabel=unit)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # below the data
     fig.suptitle(title)
@@ -208,8 +212,10 @@ def plot_ablation(
     a.axvline(base_mean, color="grey", ls="--", lw=1, label=f"baseline mean, {baseline} ({base_mean:.1f}%)")
     if floor is not None:
         a.axvline(100 * floor, color="darkgreen", ls="-.", lw=1, label=f"TF-IDF floor ({100 * floor:.1f}%)")
-    lo = max(0.0, min(df["acc"].min(), majority, cmp["ci_low"].min()) - 3)  # every seed and interval in view
-    a.set(xlim=(lo, min(100, max(df["acc"].max(), cmp["ci_high"].max()) + 3)), xlabel="test accuracy (%)", ylabel="")
+    lines = [majority] + ([100 * floor] if floor is not None else [])
+    lo = max(0.0, min(df["acc"].min(), *lines, cmp["ci_low"].min()) - 3)  # every seed, interval and line in view
+    hi = min(100, max(df["acc"].max(), *lines, cmp["ci_high"].max()) + 3)
+    a.set(xlim=(lo, hi), xlabel="test accuracy (%)", ylabel="")
     a.set_yticks(range(len(order)), order)
     a.invert_yaxis()
     handles, labels = a.get_legend_handles_labels()  # below the panels: a legend never covers a dot
@@ -471,4 +477,26 @@ def plot_rate_curve(frame: pd.DataFrame, arm: str, title: str, chosen: Mapping |
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, frameon=False, title=note,
               title_fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_factor_curve(curve: pd.DataFrame, floors: Mapping[str, list[tuple[float, str]]], title: str) -> plt.Figure:
+    """Held-out [MASK] accuracy (left) and cross-entropy (right) of each factor-table arm over the peak rate, with
+    `floors` ("accuracy" / "cross-entropy" → [(value, label)]) as horizontal lines: where each block leaves the
+    plateau, and at which rate."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    for ax, metric, unit in zip(axes, ("accuracy", "cross-entropy"), ("accuracy at [MASK] inputs (%)",
+                                                                     "cross-entropy at [MASK] inputs (nats)")):
+        for i, (arm, part) in enumerate(curve.groupby("arm", sort=False)):
+            ax.plot(part["lr"], part[metric], "o-", color=sns.color_palette()[i], label=arm)
+        for (value, label), style in zip(floors.get(metric, []), [":", "-.", "--"]):
+            ax.axhline(value, color="black", lw=1.2, ls=style)
+            ax.annotate(label, (0.01, value), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                        textcoords="offset points", fontsize=8)
+        ax.set(xscale="log", xlabel="peak learning rate", ylabel=unit, xticks=sorted(curve["lr"].unique()))
+        ax.set_xticklabels([stats.lr_label(v) for v in sorted(curve["lr"].unique())])
+        ax.minorticks_off()
+    axes[0].set_ylim(bottom=0)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="arm")
+    fig.suptitle(title)
     return fig

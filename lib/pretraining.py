@@ -17,20 +17,23 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from lib import parallel
-from lib.cli import Parser, seeds
+from lib.cli import Parser
 from lib.data import DATA_VERSION, load_news_corpus
+from lib.demos import fill_mask
 from lib.mlm import (
     PretrainingCollator,
     PretrainingModel,
     bigram_baseline,
+    bigram_tokens,
     evaluate_pretraining,
     frequency_baselines,
     shuffle_context,
+    token_results,
 )
-from lib.models import MODERN, load_model, save_checkpoint
+from lib.models import MLM_ONLY, load_model, save_checkpoint
 from lib.nsp import nsp_examples, tokenize_documents
 from lib.profiles import Profile
-from lib.store import Record, checkpoint_dir, load_experiment, run_id
+from lib.store import Record, checkpoint_dir, run_id
 from lib.store import run as stored_run
 from lib.train_config import ConfigError, TrainConfig
 from lib.trainer import fit
@@ -76,7 +79,7 @@ class PretrainSpec:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
         if not 8 <= self.max_seq_len <= 512:
             raise ConfigError(f"max_seq_len must lie in 8..512 (BERT's positions), got {self.max_seq_len!r}.")
-        if self.nsp and (self.packed or self.model in MODERN):
+        if self.nsp and (self.packed or self.model in MLM_ONLY):
             why = "packed windows have no sentence pairs" if self.packed else f"{self.model} has no NSP head"
             raise ConfigError(f"nsp=True, but {why}: use nsp=False (masked LM only).")
 
@@ -87,6 +90,7 @@ class PretrainSpec:
         """Pretrain now (no store); the record's checkpoint is the trained `BertForPreTraining`."""
         tokenizer, model = load_model(self.model, "pretraining", vocab=self.vocab, seed=self.train.seed)
         set_dropout(model, self.dropout)
+        before = fill_mask(model, tokenizer, FILL_MASK_PROBES)["top 5 predictions"].tolist()
         train, held_out = pretraining_data(self, tokenizer)
         collate = PretrainingCollator(tokenizer, self.mlm_probability, seed=self.train.seed, nsp=self.nsp,
                                       mask_replace_prob=self.mask_replace_prob,
@@ -95,8 +99,9 @@ class PretrainSpec:
         eval_batches = [fixed(held_out[i : i + 64]) for i in range(0, len(held_out), 64)]  # masked once
         special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
         mask_id = tokenizer.mask_token_id
-        floor = frequency_baselines(train, eval_batches, special, mask_id) | bigram_baseline(train, eval_batches,
-                                                                                            special, mask_id)
+        floor = frequency_baselines(train, eval_batches, special, mask_id)
+        if not self.packed:  # packed runs are held out on the shared windows: their bigram floor comes with them
+            floor |= bigram_baseline(train, eval_batches, special, mask_id)
         bs = self.train.batch_size
 
         shuffled = Shuffled(len(train), random.Random(self.train.seed))  # once per run: seeds share no order
@@ -120,7 +125,15 @@ class PretrainSpec:
         shuffled = [shuffle_context(b, special, seed=i) for i, b in enumerate(eval_batches)]  # the context control
         control = evaluate_pretraining(wrapped, shuffled)
         metrics |= {f"shuffled_{k}": v for k, v in control.items() if k.startswith("mlm")}
-        metrics |= {f"baseline_{k}": v for k, v in floor.items()} | {
+        tokens = window_tokens(wrapped, train, tokenizer, self)
+        if self.packed:
+            where = tokens["at_mask"]
+            floor |= {"bigram_loss": tokens["bigram_loss"].mean(), "bigram_accuracy": tokens["bigram_correct"].mean(),
+                      "bigram_mask_accuracy": tokens["bigram_correct"][where].mean()}
+        metrics |= {f"baseline_{k}": v for k, v in floor.items()}
+        metrics |= window_metrics(tokens) | {
+            "fill_mask_before": before,
+            "fill_mask_after": fill_mask(model, tokenizer, FILL_MASK_PROBES)["top 5 predictions"].tolist(),
             "steps": fitted.steps,
             "precision": "bf16" if self.train.use_bf16 else "fp32",
             "train_seconds": round(fitted.seconds, 2),
@@ -134,7 +147,54 @@ class PretrainSpec:
             "heldout_mask_tokens": int(sum(int((b["input_ids"] == mask_id).sum()) for b in eval_batches)),
             "checkpoint": str(checkpoint_dir(self.kind, run_id(self.identity()))),
         }
-        return Record(metrics, fitted.history, None, lambda path: save_checkpoint(model, tokenizer, path))
+        return Record(metrics, fitted.history, tokens, lambda path: save_checkpoint(model, tokenizer, path))
+
+
+FILL_MASK_PROBES = ["the president signed the [MASK] on tuesday.", "the police said the man was [MASK] on friday.",
+                    "shares of the company [MASK] 5 percent.", "the [MASK] will play the final on sunday.",
+                    "the prime minister of [MASK] met the president in washington."]
+"""Fill-in-the-blank sentences every pretraining run answers before and after training (its record keeps both)."""
+
+FREQUENT = 20
+"""Accuracy "excluding the most frequent tokens" leaves out targets among the training data's `FREQUENT` commonest."""
+
+
+def window_tokens(wrapped: PretrainingModel, train: list[dict], tokenizer, spec: PretrainSpec) -> pd.DataFrame:
+    """Every run scored on the same held-out tokens, whatever it trained on: the first `eval_pairs` packed windows
+    of the validation documents, masked once with a fixed seed (BERT's 80/10/10), so any two runs of one profile
+    compare token by token. One row per masked token (`lib.mlm.token_results`) with the context-free and bigram
+    guesses beside the model's, and whether the target is one of the `FREQUENT` commonest training tokens."""
+    corpus = load_news_corpus(max_documents=spec.max_documents)
+    windows = packed_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len)[: spec.eval_pairs]
+    fixed = PretrainingCollator(tokenizer, spec.mlm_probability, seed=1234, nsp=False)
+    batches = [fixed(windows[i : i + 64]) for i in range(0, len(windows), 64)]
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
+    out = token_results(wrapped, batches, tokenizer.mask_token_id)
+    counts = torch.zeros(len(tokenizer), dtype=torch.float64)
+    for ex in train:
+        counts += torch.bincount(torch.tensor(ex["input_ids"]), minlength=len(tokenizer)).double()
+    counts[special] = 0
+    smoothed = (counts + 1) / (counts.sum() + len(counts))
+    targets = torch.tensor(out["target"].to_numpy())
+    out["unigram_loss"] = (-smoothed[targets].log()).numpy()
+    out["frequent_correct"] = (targets == counts.argmax()).numpy()
+    out["frequent"] = torch.isin(targets, counts.topk(FREQUENT).indices).numpy()
+    out = pd.concat([out, bigram_tokens(train, batches, special)], axis=1)
+    return out.round({c: 4 for c in ("loss", "unigram_loss", "bigram_loss")})
+
+
+def window_metrics(tokens: pd.DataFrame) -> dict[str, float]:
+    """`window_tokens` at [MASK] inputs (context only), for the model and its floors: accuracy (all targets and
+    without the `FREQUENT` commonest) and cross-entropy."""
+    at = tokens[tokens["at_mask"]]
+    rare = at[~at["frequent"]]
+    return {"windows_mask_tokens": len(at), "windows_mask_accuracy": at["correct"].mean(),
+            "windows_mask_loss": at["loss"].mean(), "windows_mask_rare_accuracy": rare["correct"].mean(),
+            "windows_frequent_mask_accuracy": at["frequent_correct"].mean(),
+            "windows_unigram_mask_loss": at["unigram_loss"].mean(),
+            "windows_bigram_mask_accuracy": at["bigram_correct"].mean(),
+            "windows_bigram_mask_loss": at["bigram_loss"].mean(),
+            "windows_bigram_mask_rare_accuracy": rare["bigram_correct"].mean()}
 
 
 class Shuffled(Sampler):
@@ -202,39 +262,69 @@ def pretraining_data(spec: PretrainSpec, tokenizer) -> tuple[list[dict], list[di
     return train, held_out
 
 
-def scratch_spec(profile: Profile, device: str = "auto", nsp: bool = True) -> PretrainSpec:
-    """Notebook 01's from-scratch run for `profile`: its model, steps, rate and batch (`lib.profiles`), the
-    rest Devlin et al.'s recipe (AdamW, weight decay 0.01, warmup then linear decay, 15% masking) without
-    dropout — Cramming's choice for short runs: in a probe here it moved the same steps ~1.5x faster."""
+def scratch_spec(profile: Profile, device: str = "auto", seed: int = 0) -> PretrainSpec:
+    """BERT's 2018 recipe (Devlin et al.) at the profile's budget (`lib.profiles`: steps × batch × seq_len tokens):
+    BERT's post-LN block with learned positions, MLM (80/10/10) + NSP on sentence pairs, AdamW (β₂ 0.999), weight
+    decay 0.01, 6% warmup then linear decay — without dropout, Cramming's choice for short runs (in a probe here it
+    moved the same steps ~1.5x faster)."""
     budget = profile.pretrain
     return PretrainSpec(
-        model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, nsp=nsp,
-        dropout=0.0,
-        train=_stepped(profile, budget.scratch_steps, budget.scratch_batch, evaluations=8, device=device,
-                       lr=budget.scratch_lr),
+        model=budget.scratch_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents, dropout=0.0,
+        train=replace(_stepped(profile, budget.steps, budget.batch, evaluations=8, device=device,
+                               lr=budget.scratch_lr), seed=seed),
     )
 
 
 def budget_spec(profile: Profile, device: str = "auto", seed: int = 0) -> PretrainSpec:
-    """The budget recipe (issue 29), on the same corpus, vocabulary and sequence length as `scratch_spec`: a
-    ModernBERT block (`lib.models.MODERN`), masked LM only on packed windows (no NSP), AdamW with β₂ 0.98, no
-    dropout, 6% warmup then linear decay (Cramming; Izsak et al. 2021; Warner et al. 2024)."""
+    """The budget recipe on the same corpus, vocabulary, sequence length and tokens as `scratch_spec`: ModernBERT's
+    block (`lib.models.BLOCKS`), masked LM only on packed windows (no NSP), AdamW with β₂ 0.98, no dropout, 6% warmup
+    then linear decay (Cramming; Izsak et al. 2021; Warner et al. 2024)."""
     budget = profile.pretrain
-    train = _stepped(profile, budget.budget_steps, budget.budget_batch, evaluations=8, device=device,
-                     lr=budget.budget_lr)
+    train = _stepped(profile, budget.steps, budget.batch, evaluations=8, device=device, lr=budget.budget_lr)
     return PretrainSpec(model=budget.budget_model, max_seq_len=budget.seq_len, max_documents=budget.max_documents,
                         nsp=False, packed=True, dropout=0.0, train=replace(train, adam_beta2=0.98, seed=seed))
 
 
-def minilm_spec(profile: Profile, device: str = "auto") -> PretrainSpec:
-    """Notebook 01's continuation of MiniLM's pretraining: new MLM/NSP heads at 3e-3 on the pretrained
-    encoder at 1e-4 (`head_lr`)."""
-    budget = profile.pretrain
-    return PretrainSpec(
-        model="minilm-l6", max_seq_len=budget.minilm_seq_len, max_documents=budget.max_documents,
-        train=_stepped(profile, budget.minilm_steps, budget.minilm_batch, evaluations=4, device=device,
-                       lr=1e-4, head_lr=3e-3),
-    )
+FACTORS: dict[str, dict] = {
+    "BERT 2018: MLM + NSP on sentence pairs": {"recipe": "bert-2018"},
+    "BERT block, masked LM on packed windows": {"model": "scratch"},
+    "+ rotary positions (RoFormer)": {"model": "roformer-tiny"},
+    "+ pre-LN and a final norm (RoBERTa-PreLN)": {"model": "prelnbert-tiny"},
+    "ModernBERT block (the budget recipe)": {},
+    "ModernBERT block, every chosen token [MASK]": {"mask_replace_prob": 1.0, "random_replace_prob": 0.0},
+}
+"""Notebook 01's factor table: each arm is the budget recipe with the changes named (`recipe` "bert-2018": the whole
+2018 recipe; `model` "scratch": the 2018 recipe's BERT block), all at `factor_steps` over `factor_rates`."""
+
+FACTOR_CONTRASTS: list[tuple[str, str, str]] = [
+    ("BERT block, masked LM on packed windows", "BERT 2018: MLM + NSP on sentence pairs",
+     "the budget objective (masked LM on packed windows, no NSP, β₂ 0.98) on BERT's block"),
+    ("+ rotary positions (RoFormer)", "BERT block, masked LM on packed windows",
+     "rotary positions instead of learned ones (post-LN block)"),
+    ("+ pre-LN and a final norm (RoBERTa-PreLN)", "BERT block, masked LM on packed windows",
+     "pre-LN with a final norm instead of post-LN (learned positions)"),
+    ("ModernBERT block (the budget recipe)", "BERT block, masked LM on packed windows",
+     "ModernBERT's block (rotary, pre-LN, GeGLU, no biases) instead of BERT's"),
+    ("ModernBERT block, every chosen token [MASK]", "ModernBERT block (the budget recipe)",
+     "every chosen token shown as [MASK] instead of 80/10/10"),
+]
+"""(variant, reference, what changes): one findings row each, compared token by token at [MASK] inputs."""
+
+
+def factor_specs(profile: Profile, device: str = "auto") -> dict[str, list[PretrainSpec]]:
+    """`FACTORS` as runs: every arm at each of `factor_rates`, `factor_steps` steps of the recipes' batch and
+    length, 4 held-out evaluations."""
+    budget, out = profile.pretrain, {}
+    for arm, changes in FACTORS.items():
+        changes = dict(changes)
+        base = scratch_spec(profile, device) if changes.pop("recipe", None) == "bert-2018" else budget_spec(profile,
+                                                                                                        device)
+        if changes.get("model") == "scratch":
+            changes["model"] = budget.scratch_model
+        out[arm] = [replace(base, **changes, train=replace(
+            base.train, lr=lr, max_steps=budget.factor_steps, eval_every=max(1, budget.factor_steps // 4)))
+            for lr in budget.factor_rates]
+    return out
 
 
 def _stepped(profile: Profile, steps: int, batch: int, evaluations: int, device: str, **rates) -> TrainConfig:
@@ -245,68 +335,53 @@ def _stepped(profile: Profile, steps: int, batch: int, evaluations: int, device:
                        progress=profile.progress)
 
 
-def stored_scratch_run(profile: Profile) -> dict | None:
-    """The stored metrics of notebook 01's from-scratch run for `profile` (None before it has run)."""
-    spec = scratch_spec(profile)
-    runs = load_experiment(spec.kind, profile)
-    mine = runs[runs["run_id"] == run_id(spec.identity())] if not runs.empty else runs
-    return None if mine.empty else {"model": spec.model} | mine.iloc[-1].to_dict()
-
-
-def against_baselines(m: dict) -> pd.DataFrame:
-    """Held-out MLM (and NSP, where trained) of a pretraining record beside the context-free guess on the same
-    tokens and pairs."""
-    table = pd.DataFrame({
-        "our model (held-out)": [100 * m["heldout_mlm_accuracy"], 100 * m["heldout_mlm_mask_accuracy"],
-                                 m["heldout_mlm_loss"], 100 * m.get("heldout_nsp_accuracy", math.nan)],
-        "context-free baseline": [100 * m["baseline_frequent_token_accuracy"],
-                                  100 * m["baseline_frequent_token_mask_accuracy"], m["baseline_unigram_loss"], 50.0],
-    }, index=["MLM accuracy (%), all masked tokens, vs most frequent token",
-              "MLM accuracy (%), [MASK] inputs only, vs most frequent token",
-              "MLM loss (nats), vs unigram cross-entropy", "NSP accuracy (%), balanced pairs, vs chance"]).round(2)
-    return table.dropna()
-
-
 def summary_sentence(m: dict) -> str:
-    """One generated line for the README and REPORT: what the run saw and where it ended against the baselines."""
+    """One generated line for the CLI, the README and REPORT: what a run saw and where it ended against the floors,
+    at [MASK] inputs of the shared held-out windows (`window_tokens`)."""
     return (f"{m['model']} from scratch, {int(m['steps']):,} steps ({m['tokens_seen'] / 1e6:.1f}M tokens, "
-            f"{m['passes']:.2f} passes over the corpus, {m['train_seconds'] / 60:.1f} min at "
-            f"{m['tokens_per_s']:,.0f} tokens/s, {m['precision']}): held-out MLM accuracy "
-            f"{100 * m['heldout_mlm_accuracy']:.1f}% on all masked tokens (always the most frequent token: "
-            f"{100 * m['baseline_frequent_token_accuracy']:.1f}%) and {100 * m['heldout_mlm_mask_accuracy']:.1f}% "
-            f"at [MASK] inputs ({100 * m['baseline_frequent_token_mask_accuracy']:.1f}%); MLM loss "
-            f"{m['heldout_mlm_loss']:.2f} nats (unigram guess: {m['baseline_unigram_loss']:.2f})"
+            f"{m['train_seconds'] / 60:.1f} min at {m['tokens_per_s']:,.0f} tokens/s, {m['precision']}): held-out "
+            f"accuracy at [MASK] inputs {100 * m['windows_mask_accuracy']:.1f}% (always the most frequent token: "
+            f"{100 * m['windows_frequent_mask_accuracy']:.1f}%; bigram counts: "
+            f"{100 * m['windows_bigram_mask_accuracy']:.1f}%), cross-entropy {m['windows_mask_loss']:.2f} nats "
+            f"(unigram: {m['windows_unigram_mask_loss']:.2f}; bigram: {m['windows_bigram_mask_loss']:.2f}; the model "
+            f"with its context shuffled: {m['shuffled_mlm_loss']:.2f})"
             + (f"; NSP {100 * m['heldout_nsp_accuracy']:.1f}% on {int(m['heldout_pairs'])} balanced held-out pairs "
                "(chance 50%)." if pd.notna(m.get("heldout_nsp_accuracy", math.nan)) else "; no NSP."))
 
 
-RECIPES = ("bert-2018", "budget")
-"""`python -m lib.pretraining --recipe`: Devlin et al.'s (notebook 01's from-scratch run) or the budget recipe."""
+EXPERIMENT, FACTOR_EXPERIMENT = "pretrain", "pretrain_factors"
+"""Where notebook 01 stores the two recipes' runs, and the factor table's."""
+
+RECIPES = ("bert-2018", "budget", "factors", "all")
+"""`python -m lib.pretraining --recipe`: Devlin et al.'s, the budget recipe (every seed of `budget_seeds`), the factor
+table, or all of notebook 01's pretraining."""
+
+
+def pretraining_specs(profile: Profile, recipe: str = "all", device: str = "auto") -> list[tuple[str, PretrainSpec]]:
+    """(experiment, spec) of every pretraining run of notebook 01 that `recipe` names, in the notebook's order."""
+    out = []
+    if recipe in ("bert-2018", "all"):
+        out.append((EXPERIMENT, scratch_spec(profile, device)))
+    if recipe in ("budget", "all"):
+        out += [(EXPERIMENT, budget_spec(profile, device, seed)) for seed in profile.pretrain.budget_seeds]
+    if recipe in ("factors", "all"):
+        out += [(FACTOR_EXPERIMENT, spec) for specs in factor_specs(profile, device).values() for spec in specs]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lib.pretraining --profile quick`: notebook 01's from-scratch run, stored like any run.
+    """`python -m lib.pretraining --profile quick`: notebook 01's pretraining runs, stored like any run.
 
-    Under `accelerate launch --num_processes N` the N processes train it together (`lib.trainer.fit`)."""
+    Under `accelerate launch --num_processes N` the N processes train each together (`lib.trainer.fit`)."""
     parser = Parser(prog="python -m lib.pretraining", description=main.__doc__.split("\n")[0])
     parser.add_profile()
-    parser.add_argument("--recipe", choices=RECIPES, default=RECIPES[0],
+    parser.add_argument("--recipe", choices=RECIPES, default="all",
                         help="bert-2018: post-LN BERT with NSP on sentence pairs; budget: ModernBERT, masked LM only "
-                             "on packed windows, β₂ 0.98")
-    parser.add_argument("--seeds", type=seeds, default=None, help="the budget recipe's pretraining seeds, e.g. 0,1,2")
-    parser.add_argument("--no-nsp", action="store_true", help="bert-2018 with masked LM only")
+                             "on packed windows, β₂ 0.98, every pretraining seed; factors: the factor table between "
+                             "them; all (default): everything notebook 01 pretrains")
     parser.add_argument("--force", action="store_true", help="train again even where the run is stored")
     args = parser.parse_args(argv)
-    if args.recipe == "budget":
-        if args.no_nsp:
-            parser.error("--no-nsp is for --recipe bert-2018: the budget recipe never trains NSP")
-        specs = [budget_spec(args.profile, seed=s) for s in args.seeds or [0]]
-    elif args.seeds:
-        parser.error("--seeds is for --recipe budget: the 2018 recipe is notebook 01's single run")
-    else:
-        specs = [scratch_spec(args.profile, nsp=not args.no_nsp)]
-    experiment = "pretrain_budget" if args.recipe == "budget" else "pretrain"  # budget: not yet a run of notebook 01
-    for spec in specs:
+    for experiment, spec in pretraining_specs(args.profile, args.recipe):
         stored = stored_run(experiment, spec, args.profile, args.force)
         if parallel.is_main():
             print(summary_sentence({"model": spec.model} | stored.metrics))

@@ -42,25 +42,26 @@ class FinetuneBudget:
 
 @dataclass(frozen=True)
 class PretrainBudget:
-    """Notebook 01: the from-scratch model and the MiniLM continuation, and the fine-tuning that compares them."""
+    """Notebook 01: BERT's 2018 recipe and a budget recipe on one budget of tokens, the factor table between them,
+    and the fine-tuning that asks what their checkpoints buy."""
 
-    scratch_model: str
+    steps: int  # both recipes: AdamW steps of batch × seq_len tokens (the same tokens for each)
+    batch: int
     seq_len: int
-    scratch_steps: int
-    scratch_lr: float  # bert-tiny probes: 4e-3 stays on the plateau; 1e-3-2e-3 learn to copy; 5e-4 uses context most
-    scratch_batch: int
     max_documents: int | None
-    minilm_seq_len: int
-    minilm_steps: int  # 0: skip continuing MiniLM's pretraining
-    minilm_batch: int
+    scratch_model: str  # the 2018 recipe: BERT's block, MLM + NSP on sentence pairs
+    scratch_lr: float  # bert-tiny probes: 4e-3 stays on the plateau; 1e-3-2e-3 learn to copy; 5e-4 uses context most
+    budget_model: str  # the budget recipe: ModernBERT's block, masked LM on packed windows, β₂ 0.98
+    budget_lr: float
+    budget_seeds: list[int]  # each budget checkpoint is one draw: downstream runs go over all of them
+    factor_steps: int  # the factor table's runs (fewer than `steps` in quick: notebook 01 says why)
+    factor_rates: list[float]  # every factor-table arm at each; its rate chosen on half the held-out windows
+    finetune_tasks: list[str]  # the in-domain task first
     finetune_examples: int | None
     finetune_test_examples: int | None
     finetune_epochs: float
-    mlm_only_too: bool  # also pretrain without NSP and compare downstream
-    budget_model: str  # the budget recipe (issue 29): same corpus, vocabulary and seq_len as the 2018 recipe
-    budget_steps: int
-    budget_batch: int
-    budget_lr: float
+    finetune_rates: list[float]  # each arm's rate chosen on validation from these, on the pilot seeds
+    pilot_seeds: list[int]
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,12 @@ _PROFILES: dict[str, Profile] = {
             lengths=[],
             truncations=["head", "tail"],
         ),
-        pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=20, scratch_lr=5e-4,
-                                scratch_batch=16, max_documents=40, minilm_seq_len=32, minilm_steps=3,
-                                minilm_batch=8, finetune_examples=64, finetune_test_examples=64, finetune_epochs=1,
-                                mlm_only_too=True, budget_model="modernbert-tiny", budget_steps=20, budget_batch=16,
-                                budget_lr=1e-3),
+        pretrain=PretrainBudget(steps=20, batch=16, seq_len=64, max_documents=40, scratch_model="bert-tiny-a4",
+                                scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3, budget_seeds=[0, 1],
+                                factor_steps=10, factor_rates=[1e-3],
+                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=64,
+                                finetune_test_examples=64, finetune_epochs=1, finetune_rates=[5e-4, 2e-3],
+                                pilot_seeds=[0]),
         pitfall_sentences=32,
         pitfall_steps=3,
         curve_examples=[96],
@@ -175,11 +177,12 @@ _PROFILES: dict[str, Profile] = {
             lengths=[],
             truncations=["head", "tail", "head+tail"],
         ),
-        pretrain=PretrainBudget(scratch_model="bert-tiny", seq_len=64, scratch_steps=2000, scratch_lr=5e-4,
-                                scratch_batch=32, max_documents=None, minilm_seq_len=64, minilm_steps=0,
-                                minilm_batch=16, finetune_examples=1024, finetune_test_examples=None,
-                                finetune_epochs=6, mlm_only_too=False, budget_model="modernbert-tiny",
-                                budget_steps=1500, budget_batch=64, budget_lr=1e-3),
+        pretrain=PretrainBudget(steps=1500, batch=64, seq_len=64, max_documents=None, scratch_model="bert-tiny-a4",
+                                scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3,
+                                budget_seeds=[0, 1, 2], factor_steps=600, factor_rates=[1e-3, 2e-3],
+                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=1024,
+                                finetune_test_examples=None, finetune_epochs=6, finetune_rates=[1e-4, 5e-4, 2e-3],
+                                pilot_seeds=[0, 1]),
         pitfall_sentences=128,
         pitfall_steps=8,
         curve_examples=[1024],
@@ -214,11 +217,12 @@ _PROFILES: dict[str, Profile] = {
             lengths=[64, 32],
             truncations=["head", "tail", "head+tail"],
         ),
-        pretrain=PretrainBudget(scratch_model="bert-mini", seq_len=128, scratch_steps=20_000, scratch_lr=1e-3,
-                                scratch_batch=128, max_documents=None, minilm_seq_len=128, minilm_steps=2_000,
-                                minilm_batch=32, finetune_examples=None, finetune_test_examples=None,
-                                finetune_epochs=3, mlm_only_too=True, budget_model="modernbert-tiny",
-                                budget_steps=20_000, budget_batch=128, budget_lr=1e-3),
+        pretrain=PretrainBudget(steps=20_000, batch=128, seq_len=128, max_documents=None, scratch_model="bert-tiny-a4",
+                                scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3,
+                                budget_seeds=[0, 1, 2], factor_steps=20_000, factor_rates=[5e-4, 1e-3, 2e-3],
+                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=None,
+                                finetune_test_examples=None, finetune_epochs=3,
+                                finetune_rates=[5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], pilot_seeds=[0, 1, 2]),
         pitfall_sentences=256,
         pitfall_steps=8,
         curve_examples=[],

@@ -14,7 +14,7 @@ import sys
 
 import pandas as pd
 
-from lib import ablations, design, findings, pretraining, stats
+from lib import ablations, design, findings, pretraining, recipes, stats, store
 from lib.atomic import write_text
 from lib.cli import Parser
 from lib.paths import ROOT, results_dir
@@ -109,15 +109,18 @@ def times_section(profile: Profile) -> str:
     return "\n".join(lines)
 
 
-OTHER = {"01": "01 · Pretraining: what MLM and NSP learned, and what pretraining buys",
+OTHER = {"01": "01 · Pretraining: BERT's 2018 recipe against a budget recipe, and what pretraining buys",
          "08": "08 · Distillation and int8", "09": "09 · Your data (the shipped example file)"}
 
 
 def notes(notebook: str, profile: Profile) -> list[str]:
-    """Measurements a notebook's findings rest on, generated from its stored runs (01: the pretraining run)."""
-    if notebook == "01" and (m := pretraining.stored_scratch_run(profile)) is not None:
-        return [pretraining.summary_sentence(m)]
-    return []
+    """Measurements a notebook's findings rest on, generated from its stored runs (01: the recipes' runs)."""
+    if notebook != "01":
+        return []
+    runs = {name: store.stored(pretraining.EXPERIMENT, spec, profile)
+            for name, spec in recipes.recipe_specs(profile).items()}
+    return [f"{name}: " + pretraining.summary_sentence({"model": run.config["model"]} | run.metrics)
+            for name, run in runs.items() if run is not None]
 
 
 def other_section(notebook: str, title: str, profile: Profile, table: pd.DataFrame) -> str | None:

@@ -291,13 +291,16 @@ def run(
     force: bool = False,
     keep_checkpoint: bool | None = None,
     stop_on_divergence: bool = False,
+    weights: bool = True,
 ) -> Run:
     """The stored run of `spec` in `experiment`, or compute, store and return it.
 
     `keep_checkpoint` (default: the spec's kind decides) saves the weights; a
     stored run whose checkpoint is missing (a fresh clone) is recomputed for
-    its weights, its record kept. `stop_on_divergence` records a NaN loss as a
-    (failed) run instead of raising. Nothing is stored unless compute returns.
+    its weights, its record kept — unless `weights=False`: the caller needs
+    only the record (runs fine-tuned from the checkpoint replay without it).
+    `stop_on_divergence` records a NaN loss as a (failed) run instead of
+    raising. Nothing is stored unless compute returns.
     """
     check_experiment(experiment)
     if not (hasattr(spec, "identity") and hasattr(spec, "compute")):
@@ -312,7 +315,7 @@ def run(
     main = parallel.is_main()  # launched as several processes, all train the run and the main one stores it
     with locked(root / "runs" / ".locks" / rid) if main else nullcontext():  # the second asker replays the run
         found = None if force else stored_path(experiment, config, profile)
-        have_weights = ckpt is None or (located(ckpt) / "config.json").exists()
+        have_weights = ckpt is None or not weights or (located(ckpt) / "config.json").exists()
         found, have_weights = parallel.from_main((found, have_weights))  # one decision that every process follows
         cached = found is not None and have_weights
         if not cached:
@@ -339,9 +342,16 @@ def run(
     return stored
 
 
-def run_all(experiment: str, specs: list[Spec], profile: Profile, force: bool = False) -> list[Run]:
+def stored(experiment: str, spec: Spec, profile: Profile) -> Run | None:
+    """The stored run of `spec` (in `experiment` or wherever the profile keeps it), or None; never computes."""
+    found = stored_path(experiment, spec.identity(), profile)
+    return None if found is None else load_run(found, experiment)
+
+
+def run_all(experiment: str, specs: list[Spec], profile: Profile, force: bool = False,
+            weights: bool = True) -> list[Run]:
     """`run` for each spec (e.g. one per seed); each is stored and resumable on its own."""
-    return [run(experiment, spec, profile, force) for spec in specs]
+    return [run(experiment, spec, profile, force, weights=weights) for spec in specs]
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:

@@ -62,7 +62,7 @@ LAYERS = {
     "data, models, optimisation": ["source", "data", "models", "optim", "train_config", "probes", "cli", "plots"],
     "training": ["trainer", "classify", "mlm", "nsp", "floors", "store", "predict"],
     "runs": ["finetune", "pretraining", "distill", "pitfalls", "demos", "grid"],
-    "experiments": ["ablations", "sweep", "audit"],
+    "experiments": ["ablations", "sweep", "audit", "recipes", "downstream"],
     "reporting": ["findings", "design", "report", "run_notebooks", "dashboard"],
 }
 """lib/'s rooms, bottom up (docs/library.md draws the same map): a module imports only from its own layer or

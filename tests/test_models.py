@@ -25,6 +25,36 @@ def test_model_builds_and_runs_forward(name, task):
         assert out.seq_relationship_logits.shape == (2, 2)
 
 
+@pytest.mark.parametrize("name", ["bert-tiny-a4", "roformer-tiny", "prelnbert-tiny", "modernbert-tiny"])
+def test_every_block_of_the_factor_table_pretrains_and_classifies(name):
+    """Each block's masked LM goes through the workbook's pretraining wrapper (sparse head = dense head), its
+    classifier takes our sentences, and `param_groups` puts every trainable parameter in exactly one group, with
+    exactly the biases and norm weights undecayed."""
+    from lib.mlm import PretrainingModel
+    from lib.optim import param_groups
+
+    tokenizer, model = models.load_model(name, "pretraining", seed=0)
+    model.eval()
+    ids = torch.randint(10, len(tokenizer), (2, 16))
+    labels = torch.full_like(ids, -100)
+    labels[:, [3, 9]] = ids[:, [3, 9]]
+    ids[:, 3] = tokenizer.mask_token_id
+    args = (ids, torch.zeros_like(ids), torch.ones_like(ids), labels)
+    sparse = PretrainingModel(model, sparse=True, mask_token_id=tokenizer.mask_token_id)(*args)
+    dense = PretrainingModel(model, sparse=False, mask_token_id=tokenizer.mask_token_id)(*args)
+    assert sparse.loss.item() == pytest.approx(dense.loss.item(), rel=1e-5) and "nsp_loss" not in sparse.logs
+    groups = param_groups(model, lr=1e-3, weight_decay=0.01, xi=0.9)
+    grouped = [id(p) for g in groups for p in g["params"]]
+    trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    assert sorted(grouped) == sorted(trainable)
+    undecayed = {trainable[id(p)] for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert undecayed == {n for n in trainable.values() if n.endswith("bias") or "norm" in n.lower().rsplit(".", 2)[-2]}
+    _, classifier = models.load_model(name, num_labels=2)
+    batch = tokenizer(["a first sentence", "and a second, longer one"], padding=True, return_tensors="pt")
+    batch.pop("token_type_ids")
+    assert classifier(**batch).logits.shape == (2, 2)
+
+
 def test_shapes_match_the_names():
     _, mini = models.load_model("bert-mini")
     assert (mini.config.num_hidden_layers, mini.config.hidden_size, mini.config.num_attention_heads) == (4, 256, 4)

@@ -114,7 +114,7 @@ def _stored(results: Path, experiment: str) -> tuple[pd.DataFrame, dict, pd.Data
     [
         ("lib.finetune", [*DATA, "--profile", "smoke", "--seeds", "0", "--experiment", "ddp"], "ddp",
          "best_val_loss", 0.01),
-        ("lib.pretraining", ["--profile", "smoke"], "pretrain", "heldout_mlm_loss", 0.05),
+        ("lib.pretraining", ["--profile", "smoke", "--recipe", "bert-2018"], "pretrain", "heldout_mlm_loss", 0.05),
     ],
     ids=["finetune", "pretraining"],
 )

@@ -198,13 +198,47 @@ def test_held_out_pairs_are_balanced_and_dropout_stays_in_the_config(tmp_path, m
         pt.PretrainSpec(dropout=1.0)
 
 
-def test_profile_pretraining_specs_are_built_in_one_place():
+def test_both_recipes_see_the_same_tokens_and_the_factor_table_covers_every_rate():
+    """The two recipes differ in block, objective, sequences and β₂, never in tokens (steps × batch × length); every
+    factor arm runs at every rate of the grid for `factor_steps`, and only the 2018 arm trains NSP."""
     for profile in map(profiles.get, ("smoke", "quick", "full")):
-        spec = pt.scratch_spec(profile)
-        budget = profile.pretrain
-        assert (spec.model, spec.train.max_steps, spec.train.lr) == (
-            budget.scratch_model, budget.scratch_steps, budget.scratch_lr)
-        assert not pt.scratch_spec(profile, nsp=False).nsp
+        p, old, new = profile.pretrain, pt.scratch_spec(profile), pt.budget_spec(profile, seed=1)
+        assert (old.model, old.train.lr, old.nsp, old.packed, old.train.adam_beta2) == (
+            p.scratch_model, p.scratch_lr, True, False, 0.999)
+        assert (new.model, new.train.lr, new.nsp, new.packed, new.train.adam_beta2, new.train.seed) == (
+            p.budget_model, p.budget_lr, False, True, 0.98, 1)
+        for spec in (old, new):
+            assert (spec.train.max_steps, spec.train.batch_size, spec.max_seq_len) == (p.steps, p.batch, p.seq_len)
+        arms = pt.factor_specs(profile)
+        assert list(arms) == list(pt.FACTORS)
+        assert {c for v, r, _ in pt.FACTOR_CONTRASTS for c in (v, r)} <= set(arms)
+        for arm, specs in arms.items():
+            assert [s.train.lr for s in specs] == p.factor_rates
+            assert {s.train.max_steps for s in specs} == {p.factor_steps}
+            assert {s.nsp for s in specs} == {arm.startswith("BERT 2018")}
+        every = [s for _, s in pt.pretraining_specs(profile)]
+        assert len(every) == 1 + len(p.budget_seeds) + len(pt.FACTORS) * len(p.factor_rates)
+
+
+def test_every_run_is_scored_on_the_same_held_out_tokens(tokenizer):
+    """A packed masked-LM run and an NSP run (different held-out sets of their own) are scored on one shared set of
+    masked tokens, so two runs compare token by token; the floors sit beside the model on each token."""
+    rows = []
+    for spec in (pt.PretrainSpec(model="bert-tiny", max_seq_len=32, max_documents=30, eval_pairs=16),
+                 pt.PretrainSpec(model="modernbert-tiny", nsp=False, packed=True, max_seq_len=32, max_documents=30,
+                                 eval_pairs=16)):
+        tok, model = load_model(spec.model, "pretraining", seed=0)
+        train, _ = pt.pretraining_data(spec, tok)
+        rows.append(pt.window_tokens(mlm.PretrainingModel(model, mask_token_id=tok.mask_token_id), train, tok, spec))
+    a, b = rows
+    key = ["window", "target", "at_mask"]
+    assert len(a) > 50 and a[key].equals(b[key]) and a["window"].max() == 15
+    assert not a["frequent_correct"].equals(a["correct"])  # the model and the floor are not the same column
+    assert (a["frequent_correct"] <= a["frequent"]).all()  # the most frequent token is among the 20 commonest
+    m = pt.window_metrics(a)
+    at = a[a["at_mask"]]
+    assert m["windows_mask_tokens"] == len(at) < len(a) and m["windows_mask_accuracy"] == at["correct"].mean()
+    assert m["windows_mask_rare_accuracy"] == at[~at["frequent"]]["correct"].mean()
 
 
 def test_mask_only_replacement_shows_every_chosen_token_as_mask(examples, tokenizer):
@@ -237,6 +271,8 @@ def test_the_budget_recipe_pretrains_a_modernbert_without_nsp(tmp_path, monkeypa
     assert "nsp_loss" not in h and "heldout_nsp_accuracy" not in run.metrics
     assert {"shuffled_mlm_loss", "shuffled_mlm_mask_accuracy"} <= set(run.metrics)  # the context control
     assert "no NSP" in pt.summary_sentence({"model": spec.model} | run.metrics)
+    assert len(run.metrics["fill_mask_after"]) == len(run.metrics["fill_mask_before"]) == len(pt.FILL_MASK_PROBES)
+    assert run.predictions["at_mask"].sum() == run.metrics["windows_mask_tokens"]
     with pytest.raises(ValueError, match="no NSP head"):
         pt.PretrainSpec(model="modernbert-tiny")
     with pytest.raises(ValueError, match="packed windows have no sentence pairs"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import datasets
 import pandas as pd
+import pytest
 import torch
 from transformers import BertForSequenceClassification
 
@@ -166,3 +167,27 @@ def test_random_init_is_the_same_architecture_with_fresh_seeded_weights():
     assert torch.equal(fresh.state_dict()[w], again.state_dict()[w])
     random_id = store.run_id(FinetuneSpec(init="random").identity())
     assert random_id != store.run_id(FinetuneSpec().identity())
+
+
+def test_a_fresh_clone_replays_runs_from_a_checkpoint_it_does_not_have(tmp_path, monkeypatch):
+    """Records are in git, weights are not: a run fine-tuned from a stored run's checkpoint keeps its identity when
+    the weights are missing (its writer's record names them), `weights=False` replays the writer without rebuilding
+    them, and only loading the weights asks for them back, with one clear error."""
+    from lib import models
+
+    monkeypatch.setenv("WORKBOOK_RESULTS_DIR", str(tmp_path))
+    for module in ("lib.store", "lib.paths"):
+        monkeypatch.setattr(f"{module}.CHECKPOINT_DIR", tmp_path / "checkpoints")
+    TinyPretraining.variant = 0
+    run = store.run("tiny", TinyPretraining(seed=5), SMOKE)
+    before = store.run_id(on(run.checkpoint).identity())
+    for f in run.checkpoint.iterdir():
+        f.unlink()
+    run.checkpoint.rmdir()
+    assert store.run_id(on(run.checkpoint).identity()) == before  # no weights, the same run
+    assert store.run("tiny", TinyPretraining(seed=5), SMOKE, weights=False).cached
+    assert not run.checkpoint.exists()  # nothing rebuilt
+    with pytest.raises(models.ModelError, match="weights are missing"):
+        models.load_model(str(run.checkpoint))
+    store.run("tiny", TinyPretraining(seed=5), SMOKE)  # asked for its weights: rebuilt, the record kept
+    assert (run.checkpoint / "config.json").exists() and store.run_id(on(run.checkpoint).identity()) == before

@@ -1,0 +1,253 @@
+"""What pretraining buys (notebook 01): checkpoints against the same architecture from random weights, downstream.
+
+* `run_arms` — fine-tuning: each arm (pretrained checkpoints, or an architecture with random weights) at its own
+  rate, chosen on validation in a pilot (every rate of `PretrainBudget.finetune_rates` on the `pilot_seeds`, a
+  pretrained arm on its first checkpoint), then every paired seed at that rate on every checkpoint (the pilot's runs
+  at the chosen rate replay). A rate that suits one arm can starve the other: random weights usually want a hotter
+  one, so a shared rate would measure the rate, not the pretraining.
+* `paired_frame` — an arm's accuracy at a fine-tuning seed is its mean over its checkpoints (pretraining seeds), so
+  the paired comparison is over fine-tuning seeds; each checkpoint's own mean is shown beside it.
+* `ProbeSpec` — frozen features: a logistic regression on each checkpoint's mean-pooled last layer (no fine-tuning),
+  and what the representation looks like (norms against the initialisation, [CLS] and token anisotropy). Stored like
+  any run, so a fresh clone replays it without the weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from lib import stats, store
+from lib.data import label_names
+from lib.finetune import FinetuneSpec
+from lib.models import fingerprint, load_model
+from lib.paths import located
+from lib.profiles import Profile
+from lib.store import Record
+from lib.train_config import TrainConfig
+
+EXPERIMENT, CONTROL, PROBES = "pretrain_vs_random", "minilm_pretrained_vs_random", "pretrain_probes"
+"""Where notebook 01 stores its fine-tuning of our checkpoints, the MiniLM control, and the frozen-feature probes."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: `models` are its checkpoints (one per pretraining seed) or an architecture name."""
+
+    name: str
+    models: tuple[str, ...]
+    init: str = "pretrained"
+
+
+Maker = Callable[[str, str, float, int], FinetuneSpec]
+"""(model, init, lr, seed) → the fine-tuning run of one arm at one rate and seed."""
+
+
+def tiny_maker(profile: Profile, data: str, device: str = "auto") -> Maker:
+    """Fine-tuning a 2-layer checkpoint or its random twin on `data` (notebook 01's budget: `PretrainBudget`): no
+    early stopping (small models start learning late), validation every epoch picks the weights that are tested."""
+    p = profile.pretrain
+
+    def make(model: str, init: str, lr: float, seed: int) -> FinetuneSpec:
+        return FinetuneSpec(data=data, model=model, init=init, max_train_examples=p.finetune_examples,
+                            max_eval_examples=256, max_test_examples=p.finetune_test_examples,
+                            train=TrainConfig(lr=lr, epochs=p.finetune_epochs, patience=None, seed=seed,
+                                              device=device, progress=profile.progress))
+    return make
+
+
+def task_data(profile: Profile, data: str):
+    """The sentences `tiny_maker`'s runs train and test on (the same subsample), for floors and probes."""
+    return tiny_maker(profile, data)(profile.pretrain.budget_model, "pretrained", 1e-3, 0).dataset()
+
+
+def minilm_maker(profile: Profile, device: str = "auto") -> Maker:
+    """MiniLM on movie_snippets with the workbook's baseline recipe (notebook 02's runs replay where they match)."""
+    from lib.finetune import baseline_spec
+
+    base = baseline_spec(profile, device=device)
+    return lambda model, init, lr, seed: base.with_overrides(model=model, init=init, lr=lr, seed=seed)
+
+
+def _frame(runs: list[store.Run], arm: Arm, stage: str) -> pd.DataFrame:
+    frame = store.runs_frame(runs)
+    return frame.assign(arm=arm.name, stage=stage, seed=frame["train.seed"], lr=frame["train.lr"],
+                        checkpoint=frame["model"].map({m: i for i, m in enumerate(arm.models)}))
+
+
+def chosen_rate(pilot: pd.DataFrame) -> float:
+    """The rate with the best mean validation accuracy over the pilot seeds (ties: the lower rate)."""
+    means = pilot.groupby("lr")["best_val_accuracy"].mean()
+    return float(means[means == means.max()].index.min())
+
+
+def run_arms(experiment: str, arms: list[Arm], make: Maker, profile: Profile, seeds: list[int], force: bool = False,
+             before_compute: Callable[[FinetuneSpec], None] = lambda spec: None) -> pd.DataFrame:
+    """Every arm's pilot and final runs (one row per run; `stage` pilot or final, `checkpoint` the model's index in
+    its arm). `before_compute` runs before a run that is not stored yet trains (e.g. rebuild its checkpoint)."""
+
+    def run(specs: list[FinetuneSpec]) -> list[store.Run]:
+        out = []
+        for spec in specs:
+            if force or store.stored_path(experiment, spec.identity(), profile) is None:
+                before_compute(spec)
+            out.append(store.run(experiment, spec, profile, force))
+        return out
+
+    p, frames = profile.pretrain, []
+    for arm in arms:
+        pilot = _frame(run([make(arm.models[0], arm.init, lr, s) for lr in p.finetune_rates for s in p.pilot_seeds]),
+                       arm, "pilot")
+        lr = chosen_rate(pilot)
+        final = _frame(run([make(m, arm.init, lr, s) for m in arm.models for s in seeds]), arm, "final")
+        frames += [pilot, final]
+    return pd.concat(frames, ignore_index=True)
+
+
+def paired_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The final runs, one row per arm and fine-tuning seed: accuracy averaged over the arm's checkpoints; `failed`
+    counts its failed runs there (`variant` names the arm, as `lib.stats.compare` expects)."""
+    final = table[table["stage"] == "final"].assign(failed=lambda d: stats.failed_runs(d))
+    return (final.groupby(["arm", "seed"], sort=False)
+            .agg(test_accuracy=("test_accuracy", "mean"), test_majority=("test_majority", "first"),
+                 runs=("test_accuracy", "size"), failed=("failed", "sum"))
+            .reset_index().assign(variant=lambda d: d["arm"]))
+
+
+def arm_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per arm (and checkpoint): the chosen rate, mean ± std test accuracy (%) over seeds, failed runs."""
+    final = table[table["stage"] == "final"].assign(failed=lambda d: stats.failed_runs(d))
+    rows = []
+    for (arm, ckpt), part in final.groupby(["arm", "checkpoint"], sort=False):
+        acc = 100 * part["test_accuracy"]
+        rows.append({"arm": arm, "checkpoint": int(ckpt), "lr": stats.lr_label(part["lr"].iloc[0]),
+                     "seeds": len(part), "test accuracy (%)": f"{acc.mean():.1f} ± {acc.std():.1f}",
+                     "failed runs": f"{int(part['failed'].sum())}/{len(part)}",
+                     "majority (%)": round(100 * part["test_majority"].iloc[0], 1)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------- frozen features
+def _features(model, tokenizer, texts: list[str], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-pooled last-layer vectors (padding excluded) and the [CLS] vectors of `texts`."""
+    pooled, cls = [], []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch):
+            enc = tokenizer(texts[i : i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            enc.pop("token_type_ids", None)
+            hidden = model.base_model(**enc)[0].float()
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+            cls.append(hidden[:, 0].numpy())
+    return np.concatenate(pooled), np.concatenate(cls)
+
+
+def mean_cosine(vectors: np.ndarray) -> float:
+    """Mean cosine between different rows: near 1 when every input maps to about the same direction (anisotropy)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+    sims = unit @ unit.T
+    n = len(unit)
+    return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+
+
+def weight_growth(model, reference) -> float:
+    """‖W‖ of the encoder's weight matrices now over the same matrices at initialisation (the Frobenius norm of all
+    of them together): how far training moved the weights' scale."""
+    def norm(m) -> float:
+        return float(torch.sqrt(sum((p.float() ** 2).sum() for n, p in m.base_model.named_parameters()
+                                    if p.dim() == 2 and "embeddings" not in n)))
+    return norm(model) / norm(reference)
+
+
+@dataclass
+class ProbeSpec:
+    """Frozen features of one model on each task: a linear probe (logistic regression on standardised mean-pooled
+    last-layer vectors of the fine-tuning sentences, scored on the test split) and the representation's geometry."""
+
+    model: str  # a checkpoint, or an architecture name for random weights
+    architecture: str  # the same architecture with random weights (seed `seed`): the growth reference
+    tasks: list[str] = field(default_factory=lambda: ["nyt_snippets", "movie_snippets"])
+    max_train_examples: int | None = None
+    max_test_examples: int | None = None
+    seed: int = 0
+
+    kind = "probe"
+    keeps_checkpoint = False
+
+    def identity(self) -> dict:
+        return asdict(self) | {"model_fingerprint": fingerprint(self.model)}
+
+    def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False) -> Record:
+        metrics, rows = {}, []
+        for task in self.tasks:
+            data = FinetuneSpec(data=task, max_train_examples=self.max_train_examples, max_eval_examples=256,
+                                max_test_examples=self.max_test_examples).dataset()
+            names = label_names(data)
+            tokenizer, model = load_model(self.model, "classification", label_names=names, seed=self.seed)
+            _, reference = load_model(self.architecture, "classification", label_names=names, seed=self.seed,
+                                      vocab="news-8k")
+            model.eval()
+            (train_x, _), (test_x, test_cls) = (_features(model, tokenizer, list(data[s]["text"]))
+                                               for s in ("train", "test"))
+            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train_x,
+                                                                                           data["train"]["label"])
+            truth = np.asarray(data["test"]["label"])
+            correct = probe.predict(test_x) == truth
+            metrics |= {f"{task}_probe_accuracy": float(correct.mean()),
+                        f"{task}_majority": float(np.bincount(truth).max() / len(truth)),
+                        f"{task}_cls_cosine": mean_cosine(test_cls), f"{task}_pooled_cosine": mean_cosine(test_x)}
+            rows.append(pd.DataFrame({"task": task, "sentence": np.arange(len(truth)), "correct": correct}))
+        metrics["weight_growth"] = weight_growth(model, reference)
+        per_task = pd.DataFrame([{"task": t, "probe_accuracy": metrics[f"{t}_probe_accuracy"]} for t in self.tasks])
+        return Record(metrics, per_task, pd.concat(rows, ignore_index=True))
+
+
+def probe_specs(profile: Profile, models: dict[str, tuple[str, str]]) -> dict[str, ProbeSpec]:
+    """`name → (model, architecture)` as probes on the profile's tasks and sizes."""
+    p = profile.pretrain
+    return {name: ProbeSpec(model=str(model), architecture=arch, tasks=list(p.finetune_tasks),
+                            max_train_examples=p.finetune_examples, max_test_examples=p.finetune_test_examples)
+            for name, (model, arch) in models.items()}
+
+
+def missing_weights(path: str) -> bool:
+    """Whether `path` names a checkpoint folder that is not on disk (a fresh clone: records, no weights)."""
+    return not (located(path) / "config.json").exists()
+
+
+def run_probes(specs: dict[str, ProbeSpec], profile: Profile, force: bool = False,
+               before_compute: Callable[[ProbeSpec], None] = lambda spec: None) -> dict[str, store.Run]:
+    """Each probe, stored or computed now (`before_compute` first, e.g. to rebuild a missing checkpoint)."""
+    out = {}
+    for name, spec in specs.items():
+        if force or store.stored_path(PROBES, spec.identity(), profile) is None:
+            before_compute(spec)
+        out[name] = store.run(PROBES, spec, profile, force)
+    return out
+
+
+def probe_table(runs: dict[str, store.Run], floors: dict[str, float]) -> pd.DataFrame:
+    """Per model: linear-probe test accuracy per task (%), beside the majority class and the TF-IDF floor (`floors`,
+    task → accuracy); the mean cosine between [CLS] vectors of different test sentences and between their mean-pooled
+    vectors (near 1: every sentence looks alike); and the encoder's weight norm over its norm at initialisation."""
+    rows = {}
+    for name, run in runs.items():
+        m, row = run.metrics, {}
+        for task in run.config["tasks"]:
+            row |= {f"{task}: probe (%)": 100 * m[f"{task}_probe_accuracy"],
+                    f"{task}: [CLS] cosine": m[f"{task}_cls_cosine"],
+                    f"{task}: pooled cosine": m[f"{task}_pooled_cosine"]}
+        rows[name] = row | {"weight norm / at init": m["weight_growth"]}
+    table = pd.DataFrame(rows).T
+    first = next(iter(runs.values())).metrics
+    for task, floor in floors.items():
+        table.loc["TF-IDF + LR (floor)", f"{task}: probe (%)"] = 100 * floor
+        table.loc["majority class", f"{task}: probe (%)"] = 100 * first[f"{task}_majority"]
+    return table.round(3)

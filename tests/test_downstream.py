@@ -1,0 +1,49 @@
+"""Notebook 01's downstream and factor-table bookkeeping: rates chosen on held-out data the comparison does not
+score, and arms averaged over their checkpoints before pairing by seed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from lib import downstream, recipes
+
+
+def test_each_arm_rate_is_the_best_mean_validation_accuracy_and_ties_take_the_lower_rate():
+    pilot = pd.DataFrame({"lr": [1e-4, 1e-4, 5e-4, 5e-4, 2e-3, 2e-3],
+                          "best_val_accuracy": [0.6, 0.7, 0.8, 0.6, 0.9, 0.5],
+                          "test_accuracy": [0.9, 0.9, 0.1, 0.1, 0.1, 0.1]})  # the test split never chooses
+    assert downstream.chosen_rate(pilot) == 5e-4  # 0.70 at 5e-4 and at 2e-3: the lower one
+    assert downstream.chosen_rate(pilot.assign(best_val_accuracy=[0.6, 0.7, 0.8, 0.6, 0.9, 0.6])) == 2e-3
+
+
+def test_an_arm_is_averaged_over_its_checkpoints_at_each_seed_before_pairing():
+    table = pd.DataFrame({
+        "stage": ["final"] * 8 + ["pilot"],
+        "arm": ["ckpt"] * 6 + ["random"] * 2 + ["ckpt"],
+        "checkpoint": [0, 0, 1, 1, 2, 2, 0, 0, 0],
+        "seed": [0, 1, 0, 1, 0, 1, 0, 1, 0],
+        "test_accuracy": [0.7, 0.8, 0.6, 0.6, 0.5, 0.7, 0.55, 0.6, 0.99],
+        "test_majority": [0.6] * 9})
+    paired = downstream.paired_frame(table).set_index(["arm", "seed"])
+    assert np.isclose(paired.loc[("ckpt", 0), "test_accuracy"], 0.6)  # (0.7 + 0.6 + 0.5) / 3; the pilot is left out
+    assert np.isclose(paired.loc[("ckpt", 1), "test_accuracy"], 0.7)
+    assert paired.loc[("ckpt", 0), "runs"] == 3 and paired.loc[("ckpt", 0), "failed"] == 2  # 0.6 and 0.5 ≤ 0.6
+    assert paired.loc[("random", 0), "failed"] == 1 and paired.loc[("random", 1), "failed"] == 1
+
+
+def test_a_factor_arm_rate_is_chosen_on_the_even_windows_and_scored_on_the_odd_ones():
+    def run(even_loss: float, odd_correct: bool, lr: float) -> SimpleNamespace:
+        tokens = pd.DataFrame({"window": [0, 1, 2, 3], "at_mask": [True] * 4,
+                               "loss": [even_loss, 9.0, even_loss, 9.0], "correct": [False, odd_correct] * 2,
+                               "bigram_correct": [False] * 4})
+        return SimpleNamespace(predictions=tokens, config={"train": {"lr": lr}},
+                               metrics={"tokens_per_s": 1.0, "train_seconds": 60.0})
+
+    low, high = run(2.0, False, 1e-3), run(3.0, True, 2e-3)  # high scores better on the odd windows, low on the even
+    assert recipes.chosen([high, low]) is low
+    row = recipes.factor_table({"arm": [low, high]}).loc["arm"]
+    assert row["chosen lr"] == "1e-3" and row["[MASK] accuracy, odd windows (%)"] == 0.0
+    assert recipes.at_mask(low, half=1)["window"].tolist() == [1, 3]
