@@ -36,6 +36,13 @@ from lib.train_config import TrainConfig
 EXPERIMENT, CONTROL, PROBES = "pretrain_vs_random", "minilm_pretrained_vs_random", "pretrain_probes"
 """Where notebook 01 stores its fine-tuning of our checkpoints, the MiniLM control, and the frozen-feature probes."""
 
+CHECKPOINTS, RANDOM = "budget checkpoints", "random init"
+"""Notebook 01's two downstream arms."""
+
+REINITS = {"as pretrained": "pretrained", "head re-initialised": "reinit-head",
+           "embeddings re-initialised": "reinit-embeddings"}
+"""The re-initialisation test (`run_reinit`): arm name → `FinetuneSpec.init` (`lib.models.reinitialise`)."""
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -88,26 +95,43 @@ def chosen_rate(pilot: pd.DataFrame) -> float:
     return float(means[means == means.max()].index.min())
 
 
+def _run(experiment: str, specs: list[FinetuneSpec], profile: Profile, force: bool,
+         before_compute: Callable[[FinetuneSpec], None]) -> list[store.Run]:
+    out = []
+    for spec in specs:
+        if force or store.stored_path(experiment, spec.identity(), profile) is None:
+            before_compute(spec)
+        out.append(store.run(experiment, spec, profile, force))
+    return out
+
+
 def run_arms(experiment: str, arms: list[Arm], make: Maker, profile: Profile, seeds: list[int], force: bool = False,
              before_compute: Callable[[FinetuneSpec], None] = lambda spec: None) -> pd.DataFrame:
     """Every arm's pilot and final runs (one row per run; `stage` pilot or final, `checkpoint` the model's index in
     its arm). `before_compute` runs before a run that is not stored yet trains (e.g. rebuild its checkpoint)."""
-
-    def run(specs: list[FinetuneSpec]) -> list[store.Run]:
-        out = []
-        for spec in specs:
-            if force or store.stored_path(experiment, spec.identity(), profile) is None:
-                before_compute(spec)
-            out.append(store.run(experiment, spec, profile, force))
-        return out
-
     p, frames = profile.pretrain, []
     for arm in arms:
-        pilot = _frame(run([make(arm.models[0], arm.init, lr, s) for lr in p.finetune_rates for s in p.pilot_seeds]),
-                       arm, "pilot")
+        pilot = _frame(_run(experiment, [make(arm.models[0], arm.init, lr, s) for lr in p.finetune_rates
+                                         for s in p.pilot_seeds], profile, force, before_compute), arm, "pilot")
         lr = chosen_rate(pilot)
-        final = _frame(run([make(m, arm.init, lr, s) for m in arm.models for s in seeds]), arm, "final")
+        final = _frame(_run(experiment, [make(m, arm.init, lr, s) for m in arm.models for s in seeds], profile, force,
+                            before_compute), arm, "final")
         frames += [pilot, final]
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_reinit(profile: Profile, task: str, table: pd.DataFrame, seeds: list[int], device: str = "auto",
+               force: bool = False, before_compute: Callable[[FinetuneSpec], None] = lambda spec: None) -> pd.DataFrame:
+    """The first budget checkpoint as pretrained, with its head, and with its embeddings drawn afresh (`REINITS`),
+    fine-tuned on `task` at the rate its arm was given there (`table`: `run_arms`' rows for `task`), on the same
+    seeds: if one part is why the checkpoint fine-tunes worse than random weights, drawing it afresh closes the gap.
+    The "as pretrained" runs are the checkpoint arm's own (they replay)."""
+    final = table[(table["stage"] == "final") & (table["arm"] == CHECKPOINTS) & (table["checkpoint"] == 0)]
+    checkpoint, lr = final["model"].iloc[0], float(final["lr"].iloc[0])
+    make, frames = tiny_maker(profile, task, device), []
+    for name, init in REINITS.items():
+        runs = _run(EXPERIMENT, [make(checkpoint, init, lr, s) for s in seeds], profile, force, before_compute)
+        frames.append(_frame(runs, Arm(name, (checkpoint,), init), "final"))
     return pd.concat(frames, ignore_index=True)
 
 

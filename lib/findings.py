@@ -396,6 +396,13 @@ def _pretraining(profile: Profile) -> list[dict]:
             a, b = (r.predictions[r.predictions["task"] == task]["correct"].astype(bool) for r in stored_probes)
             rows.append(single_models(f"{task}: linear probe on frozen features, budget checkpoint against random "
                                       "weights", a.to_numpy(), b.to_numpy(), first, "random init"))
+    reinit = _table(profile, "pretrain_reinit_table.csv")
+    if not reinit.empty:
+        task, kept = reinit["data"].iloc[0], list(downstream.REINITS)[0]
+        frame = reinit.assign(variant=reinit["arm"])
+        rows += [paired(f"{task}: budget checkpoint 0 with its {name.split()[0]} drawn afresh against as pretrained "
+                        "(is that part why it fine-tunes worse?)", frame, name, kept)
+                 for name in list(downstream.REINITS)[1:]]
     control = _table(profile, "minilm_pretrained_vs_random_table.csv")
     if not control.empty:
         rows += _downstream("movie_snippets: fine-tuning from MiniLM's shipped weights", control, "MiniLM pretrained",

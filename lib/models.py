@@ -158,9 +158,26 @@ def load_tokenizer(name: str = "minilm-l6", vocab: str = "news-8k") -> PreTraine
     return AutoTokenizer.from_pretrained(source, local_files_only=isinstance(source, str) and not hub_online())
 
 
-INITS = ("pretrained", "random", "every-other-layer")
-"""Weights of a named architecture: its pretrained ones, fresh random ones (a control), or its pretrained
-embeddings and every other encoder layer (0, 2, 4, …) — DistilBERT's student, half as deep (notebook 08)."""
+INITS = ("pretrained", "random", "every-other-layer", "reinit-head", "reinit-embeddings")
+"""Weights of a named architecture: its pretrained ones, fresh random ones (a control), its pretrained
+embeddings and every other encoder layer (0, 2, 4, …) — DistilBERT's student, half as deep (notebook 08) — or its
+pretrained ones with one part drawn afresh (`reinitialise`: what notebook 01 suspects of a bad starting point)."""
+
+
+def reinitialise(model: PreTrainedModel, part: str) -> PreTrainedModel:
+    """Draw `part` of a loaded model afresh with the model's own initialiser: "embeddings", or "head" — what sits
+    between the encoder and the new classifier (BERT's pooler, ModernBERT's prediction head, which a classifier loaded
+    from a masked LM inherits from its MLM head). If a checkpoint fine-tunes worse than random weights because of that
+    part, drawing it afresh should close the gap."""
+    base = model.base_model
+    target = base.embeddings if part == "embeddings" else getattr(base, "pooler", None) or getattr(model, "head", None)
+    if target is None:
+        raise ModelError(f"{type(model).__name__} has no {part} to re-initialise.")
+    for tensor in target.parameters():  # transformers skips tensors it marked as loaded
+        tensor._is_hf_initialized = False
+    for module in target.modules():
+        model._init_weights(module)
+    return model
 
 
 def every_other_layer(model: PreTrainedModel) -> PreTrainedModel:
@@ -288,6 +305,8 @@ def load_model(
                 model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
         if init == "every-other-layer":
             model = every_other_layer(model)
+        elif init.startswith("reinit-"):
+            model = reinitialise(model, init.removeprefix("reinit-"))
     except (OSError, ValueError) as err:
         if isinstance(source, Path):
             raise ModelError(f"Could not load the checkpoint in {source}: {err}") from None

@@ -171,3 +171,24 @@ def test_the_budget_encoder_is_a_modernbert_over_our_vocabulary_and_fine_tunes()
     record = spec.compute()
     loss = record.history["loss"].dropna()
     assert record.metrics["steps"] == 12 and loss.tail(3).mean() < loss.head(3).mean()
+
+
+def test_reinitialising_a_part_draws_only_that_part_afresh_and_the_seed_fixes_it(tmp_path):
+    """`init="reinit-head"` / `"reinit-embeddings"`: the pretrained weights with BERT's pooler or the embeddings drawn
+    again by the model's own initialiser (transformers would skip tensors it loaded), everything else as saved."""
+    tokenizer, model = models.load_model("bert-tiny", seed=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)  # "pretrained": far from any fresh draw
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    saved = dict(models.load_model(str(tmp_path), seed=0)[1].named_parameters())
+    for part, prefix in (("head", "bert.pooler."), ("embeddings", "bert.embeddings.")):
+        fresh = dict(models.load_model(str(tmp_path), seed=0, init=f"reinit-{part}")[1].named_parameters())
+        again = dict(models.load_model(str(tmp_path), seed=0, init=f"reinit-{part}")[1].named_parameters())
+        changed = {n for n in saved if not torch.equal(saved[n], fresh[n])}
+        assert changed == {n for n in saved if n.startswith(prefix)}
+        assert all(torch.equal(fresh[n], again[n]) for n in fresh)
+    encoder_only = models.load_model("modernbert-tiny", "pretraining")[1].model  # no pooler, no prediction head
+    with pytest.raises(models.ModelError, match="no head"):
+        models.reinitialise(encoder_only, "head")
