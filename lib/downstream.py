@@ -25,10 +25,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lib import stats, store
-from lib.data import label_names
 from lib.finetune import FinetuneSpec
 from lib.models import fingerprint, load_model
-from lib.paths import located
 from lib.profiles import Profile
 from lib.store import Record
 from lib.train_config import TrainConfig
@@ -95,8 +93,10 @@ def chosen_rate(pilot: pd.DataFrame) -> float:
     return float(means[means == means.max()].index.min())
 
 
-def _run(experiment: str, specs: list[FinetuneSpec], profile: Profile, force: bool,
-         before_compute: Callable[[FinetuneSpec], None]) -> list[store.Run]:
+def run_each(experiment: str, specs: list, profile: Profile, force: bool = False,
+             before_compute: Callable[[object], None] = lambda spec: None) -> list[store.Run]:
+    """`store.run` for each spec, calling `before_compute(spec)` first for a spec that will train (not stored, or
+    `force`): e.g. to rebuild the checkpoint it loads (`lib.recipes.rebuild`)."""
     out = []
     for spec in specs:
         if force or store.stored_path(experiment, spec.identity(), profile) is None:
@@ -111,11 +111,11 @@ def run_arms(experiment: str, arms: list[Arm], make: Maker, profile: Profile, se
     its arm). `before_compute` runs before a run that is not stored yet trains (e.g. rebuild its checkpoint)."""
     p, frames = profile.pretrain, []
     for arm in arms:
-        pilot = _frame(_run(experiment, [make(arm.models[0], arm.init, lr, s) for lr in p.finetune_rates
-                                         for s in p.pilot_seeds], profile, force, before_compute), arm, "pilot")
+        trial = [make(arm.models[0], arm.init, lr, s) for lr in p.finetune_rates for s in p.pilot_seeds]
+        pilot = _frame(run_each(experiment, trial, profile, force, before_compute), arm, "pilot")
         lr = chosen_rate(pilot)
-        final = _frame(_run(experiment, [make(m, arm.init, lr, s) for m in arm.models for s in seeds], profile, force,
-                            before_compute), arm, "final")
+        chosen = [make(m, arm.init, lr, s) for m in arm.models for s in seeds]
+        final = _frame(run_each(experiment, chosen, profile, force, before_compute), arm, "final")
         frames += [pilot, final]
     return pd.concat(frames, ignore_index=True)
 
@@ -130,7 +130,7 @@ def run_reinit(profile: Profile, task: str, table: pd.DataFrame, seeds: list[int
     checkpoint, lr = final["model"].iloc[0], float(final["lr"].iloc[0])
     make, frames = tiny_maker(profile, task, device), []
     for name, init in REINITS.items():
-        runs = _run(EXPERIMENT, [make(checkpoint, init, lr, s) for s in seeds], profile, force, before_compute)
+        runs = run_each(EXPERIMENT, [make(checkpoint, init, lr, s) for s in seeds], profile, force, before_compute)
         frames.append(_frame(runs, Arm(name, (checkpoint,), init), "final"))
     return pd.concat(frames, ignore_index=True)
 
@@ -185,7 +185,7 @@ def weight_growth(model, reference) -> float:
     """‖W‖ of the encoder's weight matrices now over the same matrices at initialisation (the Frobenius norm of all
     of them together): how far training moved the weights' scale."""
     def norm(m) -> float:
-        return float(torch.sqrt(sum((p.float() ** 2).sum() for n, p in m.base_model.named_parameters()
+        return float(torch.sqrt(sum((p.detach().float() ** 2).sum() for n, p in m.base_model.named_parameters()
                                     if p.dim() == 2 and "embeddings" not in n)))
     return norm(model) / norm(reference)
 
@@ -210,14 +210,12 @@ class ProbeSpec:
 
     def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False) -> Record:
         metrics, rows = {}, []
+        tokenizer, model = load_model(self.model, "classification", seed=self.seed)  # the encoder is all it reads
+        _, reference = load_model(self.architecture, "classification", seed=self.seed, vocab="news-8k")
+        model.eval()
         for task in self.tasks:
             data = FinetuneSpec(data=task, max_train_examples=self.max_train_examples, max_eval_examples=256,
                                 max_test_examples=self.max_test_examples).dataset()
-            names = label_names(data)
-            tokenizer, model = load_model(self.model, "classification", label_names=names, seed=self.seed)
-            _, reference = load_model(self.architecture, "classification", label_names=names, seed=self.seed,
-                                      vocab="news-8k")
-            model.eval()
             (train_x, _), (test_x, test_cls) = (_features(model, tokenizer, list(data[s]["text"]))
                                                for s in ("train", "test"))
             probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train_x,
@@ -241,20 +239,10 @@ def probe_specs(profile: Profile, models: dict[str, tuple[str, str]]) -> dict[st
             for name, (model, arch) in models.items()}
 
 
-def missing_weights(path: str) -> bool:
-    """Whether `path` names a checkpoint folder that is not on disk (a fresh clone: records, no weights)."""
-    return not (located(path) / "config.json").exists()
-
-
 def run_probes(specs: dict[str, ProbeSpec], profile: Profile, force: bool = False,
                before_compute: Callable[[ProbeSpec], None] = lambda spec: None) -> dict[str, store.Run]:
-    """Each probe, stored or computed now (`before_compute` first, e.g. to rebuild a missing checkpoint)."""
-    out = {}
-    for name, spec in specs.items():
-        if force or store.stored_path(PROBES, spec.identity(), profile) is None:
-            before_compute(spec)
-        out[name] = store.run(PROBES, spec, profile, force)
-    return out
+    """Each probe, stored or computed now (`run_each`: `before_compute` first, e.g. to rebuild a missing checkpoint)."""
+    return dict(zip(specs, run_each(PROBES, list(specs.values()), profile, force, before_compute)))
 
 
 def probe_table(runs: dict[str, store.Run], floors: dict[str, float]) -> pd.DataFrame:

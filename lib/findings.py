@@ -384,14 +384,14 @@ def _pretraining(profile: Profile) -> list[dict]:
                                       recipes.at_mask(a, half=1)["correct"], recipes.at_mask(b, half=1)["correct"],
                                       variant, reference, "tokens"))
     table = _table(profile, "pretrain_vs_random_table.csv")
+    probes = downstream.probe_specs(profile, {"a": (budget.metrics["checkpoint"], p.budget_model),
+                                              "b": (p.budget_model, p.budget_model)}) if budget else {}
+    stored_probes = [store.stored(downstream.PROBES, s, profile) for s in probes.values()]
     for task in p.finetune_tasks:
         part = table[table["data"] == task] if not table.empty else table
         if not part.empty:
             rows += _downstream(f"{task}: fine-tuning from the budget checkpoints", part, "budget checkpoints",
                                 "random init")
-        probes = downstream.probe_specs(profile, {"a": (budget.metrics["checkpoint"], p.budget_model),
-                                                  "b": (p.budget_model, p.budget_model)}) if budget else {}
-        stored_probes = [store.stored(downstream.PROBES, s, profile) for s in probes.values()]
         if stored_probes and all(r is not None for r in stored_probes):
             a, b = (r.predictions[r.predictions["task"] == task]["correct"].astype(bool) for r in stored_probes)
             rows.append(single_models(f"{task}: linear probe on frozen features, budget checkpoint against random "

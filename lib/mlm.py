@@ -153,6 +153,17 @@ def evaluate_pretraining(model: PretrainingModel, batches: list[dict]) -> dict[s
     return {k: v / max(1, totals[k]) for k, v in sums.items()}
 
 
+def token_counts(train: list[dict], special_ids: list[int], size: int | None = None) -> torch.Tensor:
+    """How often each token id occurs in the training examples (special tokens zeroed: masking never picks them),
+    over `size` ids (default: up to the largest id seen)."""
+    size = size or 1 + max(max(ex["input_ids"]) for ex in train)
+    counts = torch.zeros(size, dtype=torch.float64)
+    for ex in train:
+        counts += torch.bincount(torch.tensor(ex["input_ids"]), minlength=size).double()
+    counts[[i for i in special_ids if i < size]] = 0
+    return counts
+
+
 def frequency_baselines(
     train: list[dict], eval_batches: list[dict], special_ids: list[int], mask_token_id: int
 ) -> dict[str, float]:
@@ -165,11 +176,8 @@ def frequency_baselines(
     loss of the best context-free guess. Also `unigram_entropy`, the entropy of that distribution, and
     `frequent_token_mask_accuracy`, the frequent-token guess scored where the input shows [MASK] only.
     """
-    vocab = 1 + max(max(ex["input_ids"]) for ex in train)
-    counts = torch.zeros(vocab, dtype=torch.float64)
-    for ex in train:
-        counts += torch.bincount(torch.tensor(ex["input_ids"]), minlength=vocab).double()
-    counts[[i for i in special_ids if i < vocab]] = 0
+    counts = token_counts(train, special_ids)
+    vocab = len(counts)
     targets = torch.cat([b["labels"][b["labels"] != -100] for b in eval_batches])
     at_mask = torch.cat([b["input_ids"][b["labels"] != -100] == mask_token_id for b in eval_batches])
     vocab = max(vocab, int(targets.max()) + 1)

@@ -28,6 +28,7 @@ from lib.mlm import (
     evaluate_pretraining,
     frequency_baselines,
     shuffle_context,
+    token_counts,
     token_results,
 )
 from lib.models import MLM_ONLY, load_model, save_checkpoint
@@ -125,7 +126,8 @@ class PretrainSpec:
         shuffled = [shuffle_context(b, special, seed=i) for i, b in enumerate(eval_batches)]  # the context control
         control = evaluate_pretraining(wrapped, shuffled)
         metrics |= {f"shuffled_{k}": v for k, v in control.items() if k.startswith("mlm")}
-        tokens = window_tokens(wrapped, train, tokenizer, self)
+        windows = eval_batches if self.packed else window_batches(self, tokenizer)  # packed: held out on them already
+        tokens = window_tokens(wrapped, train, tokenizer, windows)
         if self.packed:
             where = tokens["at_mask"]
             floor |= {"bigram_loss": tokens["bigram_loss"].mean(), "bigram_accuracy": tokens["bigram_correct"].mean(),
@@ -159,21 +161,22 @@ FREQUENT = 20
 """Accuracy "excluding the most frequent tokens" leaves out targets among the training data's `FREQUENT` commonest."""
 
 
-def window_tokens(wrapped: PretrainingModel, train: list[dict], tokenizer, spec: PretrainSpec) -> pd.DataFrame:
-    """Every run scored on the same held-out tokens, whatever it trained on: the first `eval_pairs` packed windows
-    of the validation documents, masked once with a fixed seed (BERT's 80/10/10), so any two runs of one profile
-    compare token by token. One row per masked token (`lib.mlm.token_results`) with the context-free and bigram
-    guesses beside the model's, and whether the target is one of the `FREQUENT` commonest training tokens."""
+def window_batches(spec: PretrainSpec, tokenizer) -> list[dict]:
+    """The held-out tokens every run is scored on, whatever it trained on: the first `eval_pairs` packed windows of
+    the validation documents, masked once with a fixed seed (BERT's 80/10/10) — a packed run's own held-out batches
+    are these — so any two runs of one profile compare token by token."""
     corpus = load_news_corpus(max_documents=spec.max_documents)
     windows = packed_examples(list(corpus["validation"]["sentences"]), tokenizer, spec.max_seq_len)[: spec.eval_pairs]
     fixed = PretrainingCollator(tokenizer, spec.mlm_probability, seed=1234, nsp=False)
-    batches = [fixed(windows[i : i + 64]) for i in range(0, len(windows), 64)]
+    return [fixed(windows[i : i + 64]) for i in range(0, len(windows), 64)]
+
+
+def window_tokens(wrapped: PretrainingModel, train: list[dict], tokenizer, batches: list[dict]) -> pd.DataFrame:
+    """One row per masked token of `window_batches` (`lib.mlm.token_results`) with the context-free and bigram
+    guesses beside the model's, and whether the target is one of the `FREQUENT` commonest training tokens."""
     special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id]
     out = token_results(wrapped, batches, tokenizer.mask_token_id)
-    counts = torch.zeros(len(tokenizer), dtype=torch.float64)
-    for ex in train:
-        counts += torch.bincount(torch.tensor(ex["input_ids"]), minlength=len(tokenizer)).double()
-    counts[special] = 0
+    counts = token_counts(train, special, len(tokenizer))
     smoothed = (counts + 1) / (counts.sum() + len(counts))
     targets = torch.tensor(out["target"].to_numpy())
     out["unigram_loss"] = (-smoothed[targets].log()).numpy()
@@ -337,7 +340,7 @@ def _stepped(profile: Profile, steps: int, batch: int, evaluations: int, device:
 
 def summary_sentence(m: dict) -> str:
     """One generated line for the CLI, the README and REPORT: what a run saw and where it ended against the floors,
-    at [MASK] inputs of the shared held-out windows (`window_tokens`)."""
+    at [MASK] inputs of the shared held-out windows (`window_batches`)."""
     return (f"{m['model']} from scratch, {int(m['steps']):,} steps ({m['tokens_seen'] / 1e6:.1f}M tokens, "
             f"{m['train_seconds'] / 60:.1f} min at {m['tokens_per_s']:,.0f} tokens/s, {m['precision']}): held-out "
             f"accuracy at [MASK] inputs {100 * m['windows_mask_accuracy']:.1f}% (always the most frequent token: "

@@ -1,6 +1,6 @@
 """Notebook 01's two recipes and the factor table between them, read back from the stored pretraining runs.
 
-Every pretraining run scores the same held-out tokens (`lib.pretraining.window_tokens`: the packed validation
+Every pretraining run scores the same held-out tokens (`lib.pretraining.window_batches`: the packed validation
 windows, masked once), so any two runs compare token by token. The factor table chooses each arm's rate on half of
 those windows (even ones, by cross-entropy at [MASK] inputs) and reports and tests on the other half (odd ones): the
 rate that looked best is not also the one being scored.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import pandas as pd
 
 from lib import pretraining, store
-from lib.downstream import missing_weights
 from lib.models import BLOCKS
 from lib.pretraining import EXPERIMENT, FACTOR_EXPERIMENT, PretrainSpec
 from lib.profiles import Profile
@@ -76,7 +75,7 @@ def rebuild(profile: Profile, device: str = "auto"):
 
     def before_compute(spec) -> None:
         model = getattr(spec, "model", None)
-        if model in writers and missing_weights(model):
+        if model in writers and not store.has_weights(model):
             store.run(EXPERIMENT, writers[model], profile)
     return before_compute
 
@@ -162,6 +161,11 @@ def factor_table(arms: dict[str, list[store.Run]]) -> pd.DataFrame:
 
 def factor_curve(arms: dict[str, list[store.Run]]) -> pd.DataFrame:
     """Long form for the plot: arm, rate, [MASK] accuracy and cross-entropy on all held-out windows."""
-    return pd.DataFrame([{"arm": arm, "lr": r.config["train"]["lr"], "accuracy": 100 * at_mask(r)["correct"].mean(),
-                          "cross-entropy": at_mask(r)["loss"].mean()} for arm, runs in arms.items() for r in runs])
+    rows = []
+    for arm, runs in arms.items():
+        for r in runs:
+            t = at_mask(r)
+            rows.append({"arm": arm, "lr": r.config["train"]["lr"], "accuracy": 100 * t["correct"].mean(),
+                         "cross-entropy": t["loss"].mean()})
+    return pd.DataFrame(rows)
 

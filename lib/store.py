@@ -315,7 +315,7 @@ def run(
     main = parallel.is_main()  # launched as several processes, all train the run and the main one stores it
     with locked(root / "runs" / ".locks" / rid) if main else nullcontext():  # the second asker replays the run
         found = None if force else stored_path(experiment, config, profile)
-        have_weights = ckpt is None or not weights or (located(ckpt) / "config.json").exists()
+        have_weights = ckpt is None or not weights or has_weights(ckpt)
         found, have_weights = parallel.from_main((found, have_weights))  # one decision that every process follows
         cached = found is not None and have_weights
         if not cached:
@@ -340,6 +340,11 @@ def run(
     stored = load_run(final, experiment, ckpt)
     stored.cached = cached
     return stored
+
+
+def has_weights(folder: str | Path) -> bool:
+    """Whether a checkpoint folder's weights are on disk (a fresh clone has the records, not `checkpoints/`)."""
+    return (located(folder) / "config.json").exists()
 
 
 def stored(experiment: str, spec: Spec, profile: Profile) -> Run | None:

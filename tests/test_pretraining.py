@@ -229,7 +229,13 @@ def test_every_run_is_scored_on_the_same_held_out_tokens(tokenizer):
                                  eval_pairs=16)):
         tok, model = load_model(spec.model, "pretraining", seed=0)
         train, _ = pt.pretraining_data(spec, tok)
-        rows.append(pt.window_tokens(mlm.PretrainingModel(model, mask_token_id=tok.mask_token_id), train, tok, spec))
+        rows.append(pt.window_tokens(mlm.PretrainingModel(model, mask_token_id=tok.mask_token_id), train, tok,
+                                     pt.window_batches(spec, tok)))
+    packed = spec  # the last spec: its own held-out batches are the shared windows, so it reuses them
+    fixed = mlm.PretrainingCollator(tok, packed.mlm_probability, seed=1234, nsp=False)
+    held_out = pt.pretraining_data(packed, tok)[1]
+    own = [fixed(held_out[i : i + 64]) for i in range(0, len(held_out), 64)]
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(own, pt.window_batches(packed, tok)) for k in x)
     a, b = rows
     key = ["window", "target", "at_mask"]
     assert len(a) > 50 and a[key].equals(b[key]) and a["window"].max() == 15
