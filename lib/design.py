@@ -143,6 +143,7 @@ def _row(notebook: str, p: Profile) -> dict:
                                f"{t.finetune_epochs:g} epochs",
                 "rate pilot": f"{', '.join(map(lr_label, t.finetune_rates))} × seeds "
                               f"{', '.join(map(str, t.pilot_seeds))}",
+                "positive control": f"{t.control_model}, pretrained and random",
                 "seeds": len(p.grids.paired_seeds)}
     if notebook == "02":
         rates = ablations.rates(p)

@@ -37,6 +37,9 @@ EXPERIMENT, CONTROL, PROBES = "pretrain_vs_random", "minilm_pretrained_vs_random
 CHECKPOINTS, RANDOM = "budget checkpoints", "random init"
 """Notebook 01's two downstream arms."""
 
+CONTROL_PRETRAINED, CONTROL_RANDOM = "MiniLM pretrained", "MiniLM random init"
+"""The positive control's arms (`control_arms`)."""
+
 REINITS = {"as pretrained": "pretrained", "head re-initialised": "reinit-head",
            "embeddings re-initialised": "reinit-embeddings"}
 """The re-initialisation test (`run_reinit`): arm name → `FinetuneSpec.init` (`lib.models.reinitialise`)."""
@@ -55,9 +58,10 @@ Maker = Callable[[str, str, float, int], FinetuneSpec]
 """(model, init, lr, seed) → the fine-tuning run of one arm at one rate and seed."""
 
 
-def tiny_maker(profile: Profile, data: str, device: str = "auto") -> Maker:
-    """Fine-tuning a 2-layer checkpoint or its random twin on `data` (notebook 01's budget: `PretrainBudget`): no
-    early stopping (small models start learning late), validation every epoch picks the weights that are tested."""
+def finetune_maker(profile: Profile, data: str, device: str = "auto") -> Maker:
+    """Notebook 01's fine-tuning budget (`PretrainBudget`), the same for every arm — a 2-layer checkpoint, its random
+    twin, MiniLM pretrained or random: no early stopping (random weights start learning late: MiniLM's stays at the
+    majority class for its first hundred-odd updates), validation every epoch picks the weights that are tested."""
     p = profile.pretrain
 
     def make(model: str, init: str, lr: float, seed: int) -> FinetuneSpec:
@@ -69,16 +73,14 @@ def tiny_maker(profile: Profile, data: str, device: str = "auto") -> Maker:
 
 
 def task_data(profile: Profile, data: str):
-    """The sentences `tiny_maker`'s runs train and test on (the same subsample), for floors and probes."""
-    return tiny_maker(profile, data)(profile.pretrain.budget_model, "pretrained", 1e-3, 0).dataset()
+    """The sentences `finetune_maker`'s runs train and test on (the same subsample), for floors and probes."""
+    return finetune_maker(profile, data)(profile.pretrain.budget_model, "pretrained", 1e-3, 0).dataset()
 
 
-def minilm_maker(profile: Profile, device: str = "auto") -> Maker:
-    """MiniLM on movie_snippets with the workbook's baseline recipe (notebook 02's runs replay where they match)."""
-    from lib.finetune import baseline_spec
-
-    base = baseline_spec(profile, device=device)
-    return lambda model, init, lr, seed: base.with_overrides(model=model, init=init, lr=lr, seed=seed)
+def control_arms(profile: Profile) -> list[Arm]:
+    """The positive control: the profile's `control_model` as shipped and from random weights."""
+    model = profile.pretrain.control_model
+    return [Arm(CONTROL_PRETRAINED, (model,)), Arm(CONTROL_RANDOM, (model,), init="random")]
 
 
 def _frame(runs: list[store.Run], arm: Arm, stage: str) -> pd.DataFrame:
@@ -128,7 +130,7 @@ def run_reinit(profile: Profile, task: str, table: pd.DataFrame, seeds: list[int
     The "as pretrained" runs are the checkpoint arm's own (they replay)."""
     final = table[(table["stage"] == "final") & (table["arm"] == CHECKPOINTS) & (table["checkpoint"] == 0)]
     checkpoint, lr = final["model"].iloc[0], float(final["lr"].iloc[0])
-    make, frames = tiny_maker(profile, task, device), []
+    make, frames = finetune_maker(profile, task, device), []
     for name, init in REINITS.items():
         runs = run_each(EXPERIMENT, [make(checkpoint, init, lr, s) for s in seeds], profile, force, before_compute)
         frames.append(_frame(runs, Arm(name, (checkpoint,), init), "final"))
@@ -197,7 +199,7 @@ class ProbeSpec:
 
     model: str  # a checkpoint, or an architecture name for random weights
     architecture: str  # the same architecture with random weights (seed `seed`): the growth reference
-    tasks: list[str] = field(default_factory=lambda: ["nyt_snippets", "movie_snippets"])
+    tasks: list[str] = field(default_factory=lambda: ["news_outlets", "movie_snippets"])
     max_train_examples: int | None = None
     max_test_examples: int | None = None
     seed: int = 0

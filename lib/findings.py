@@ -405,8 +405,8 @@ def _pretraining(profile: Profile) -> list[dict]:
                  for name in list(downstream.REINITS)[1:]]
     control = _table(profile, "minilm_pretrained_vs_random_table.csv")
     if not control.empty:
-        rows += _downstream("movie_snippets: fine-tuning from MiniLM's shipped weights", control, "MiniLM pretrained",
-                            "MiniLM random init")
+        rows += _downstream(f"movie_snippets: fine-tuning from shipped pretrained weights ({p.control_model})", control,
+                            downstream.CONTROL_PRETRAINED, downstream.CONTROL_RANDOM)
     return rows
 
 

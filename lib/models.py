@@ -7,6 +7,9 @@ Names:
   30,522-word WordPiece vocabulary). The checkpoint has the encoder and pooler;
   the classifier (and, for pretraining, the MLM and NSP heads) are new and
   randomly initialised: the loader says so.
+* ``minilm-l6-first2`` — MiniLM-L6's first two layers, its top four dropped (Sajjad et al. 2023: the lower
+  layers matter most downstream; top-layer dropping is their best way to shrink a pretrained model): a 2-layer
+  encoder with real pretraining, the depth of notebook 01's own checkpoints, at about a third of MiniLM-L6's cost.
 * ``bert-tiny`` (L2/H128/A2), ``bert-mini`` (L4/H256/A4), ``bert-small``
   (L4/H512/A8) — Turc et al.'s compact shapes, randomly initialised, for
   pretraining from scratch. ``vocab="news-8k"`` (default) uses an 8,192-word
@@ -76,7 +79,9 @@ sublayer and a final norm (RoBERTa-PreLayerNorm; Xiong et al. 2020); `modernbert
 A4 shapes have 4 heads of 32. These are masked LMs only: no NSP head."""
 MLM_ONLY = tuple(BLOCKS)
 """Names whose pretraining is masked LM only (no NSP head)."""
-PRETRAINED = ("minilm-l6",)
+PRETRAINED = ("minilm-l6", "minilm-l6-first2")
+FIRST_LAYERS = {"minilm-l6-first2": 2}
+"""Shipped names that keep only the first n encoder layers of MiniLM-L6 (`keep_layers`), pretrained or random."""
 VOCABS = ("news-8k", "shipped")
 NEWS_VOCAB_SIZE = 8192
 
@@ -180,14 +185,19 @@ def reinitialise(model: PreTrainedModel, part: str) -> PreTrainedModel:
     return model
 
 
-def every_other_layer(model: PreTrainedModel) -> PreTrainedModel:
-    """Keep the encoder layers at even depths (0, 2, 4, …) of a BERT-style model, in place: Sanh et al.'s
-    initialisation of a student from its teacher. The layers renumber from 0, so `lib.optim.param_groups`
-    sees an ordinary shallower model."""
+def keep_layers(model: PreTrainedModel, keep: slice) -> PreTrainedModel:
+    """Keep the encoder layers `keep` selects of a BERT-style model, in place. The layers renumber from 0, so
+    `lib.optim.param_groups` sees an ordinary shallower model."""
     encoder = model.base_model.encoder
-    encoder.layer = torch.nn.ModuleList(list(encoder.layer)[::2])
+    encoder.layer = torch.nn.ModuleList(list(encoder.layer)[keep])
     model.config.num_hidden_layers = len(encoder.layer)
     return model
+
+
+def every_other_layer(model: PreTrainedModel) -> PreTrainedModel:
+    """Keep the encoder layers at even depths (0, 2, 4, …): Sanh et al.'s initialisation of a student from its
+    teacher."""
+    return keep_layers(model, slice(None, None, 2))
 
 
 def check_model(name: str, vocab: str = "news-8k") -> None:
@@ -303,6 +313,8 @@ def load_model(
                 model = auto.from_config(config)
             else:
                 model = auto.from_pretrained(source, attn_implementation=default_attention(), **kwargs)
+        if name in FIRST_LAYERS:
+            model = keep_layers(model, slice(FIRST_LAYERS[name]))
         if init == "every-other-layer":
             model = every_other_layer(model)
         elif init.startswith("reinit-"):

@@ -62,6 +62,8 @@ class PretrainBudget:
     finetune_epochs: float
     finetune_rates: list[float]  # each arm's rate chosen on validation from these, on the pilot seeds
     pilot_seeds: list[int]
+    control_model: str  # the positive control: a shipped pretrained encoder, fine-tuned as shipped and from random
+    # weights on this budget (quick: MiniLM's first two layers, the depth of our checkpoints, at a third of the cost)
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,9 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(steps=20, batch=16, seq_len=64, max_documents=40, scratch_model="bert-tiny-a4",
                                 scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3, budget_seeds=[0, 1],
                                 factor_steps=10, factor_rates=[1e-3],
-                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=64,
+                                finetune_tasks=["news_outlets", "movie_snippets"], finetune_examples=64,
                                 finetune_test_examples=64, finetune_epochs=1, finetune_rates=[5e-4, 2e-3],
-                                pilot_seeds=[0]),
+                                pilot_seeds=[0], control_model="minilm-l6-first2"),
         pitfall_sentences=32,
         pitfall_steps=3,
         curve_examples=[96],
@@ -180,9 +182,9 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(steps=1500, batch=64, seq_len=64, max_documents=None, scratch_model="bert-tiny-a4",
                                 scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3,
                                 budget_seeds=[0, 1, 2], factor_steps=600, factor_rates=[1e-3, 2e-3],
-                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=1024,
+                                finetune_tasks=["news_outlets", "movie_snippets"], finetune_examples=1024,
                                 finetune_test_examples=None, finetune_epochs=6, finetune_rates=[1e-4, 5e-4, 2e-3],
-                                pilot_seeds=[0, 1]),
+                                pilot_seeds=[0, 1], control_model="minilm-l6-first2"),
         pitfall_sentences=128,
         pitfall_steps=8,
         curve_examples=[1024],
@@ -220,9 +222,10 @@ _PROFILES: dict[str, Profile] = {
         pretrain=PretrainBudget(steps=20_000, batch=128, seq_len=128, max_documents=None, scratch_model="bert-tiny-a4",
                                 scratch_lr=5e-4, budget_model="modernbert-tiny", budget_lr=1e-3,
                                 budget_seeds=[0, 1, 2], factor_steps=20_000, factor_rates=[5e-4, 1e-3, 2e-3],
-                                finetune_tasks=["nyt_snippets", "movie_snippets"], finetune_examples=None,
+                                finetune_tasks=["news_outlets", "movie_snippets"], finetune_examples=None,
                                 finetune_test_examples=None, finetune_epochs=3,
-                                finetune_rates=[5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], pilot_seeds=[0, 1, 2]),
+                                finetune_rates=[5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], pilot_seeds=[0, 1, 2],
+                                control_model="minilm-l6"),
         pitfall_sentences=256,
         pitfall_steps=8,
         curve_examples=[],

