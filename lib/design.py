@@ -9,7 +9,8 @@ or a notebook that is re-run cannot leave a stale number behind:
 * `notebook_map()` — the README's reading order, with each notebook's question
   (its first heading) and its measured time;
 * `compute_by_notebook(profile)` — minutes of training and testing per notebook
-  from the stored runs (REPORT.md's time table).
+  from the stored runs (REPORT.md's time table); `compute_by_part` the same per
+  experiment and data set of one notebook.
 
 Times are those `python -m lib.run_notebooks` recorded in
 `results/notebook_times.csv` the last time each notebook *computed* runs.
@@ -69,22 +70,40 @@ def notebook_times(profile: Profile) -> pd.Series:
     return pd.read_csv(path).set_index("notebook")["seconds"]
 
 
-def compute_by_notebook(profile: Profile) -> pd.DataFrame:
-    """Per notebook, minutes of training + testing of the stored runs it would compute first when the workbook runs
-    in order from an empty `results/runs/` (a run shared with an earlier notebook is that notebook's)."""
+def _parts(profile: Profile) -> pd.DataFrame:
+    """One row per stored run, in notebook order, with the notebook that computes it first when the workbook runs in
+    order from an empty `results/runs/` (a run shared with an earlier notebook is that notebook's), its experiment,
+    data set and seconds of training + testing."""
     seen, rows = set(), []
     for notebook, experiments in NOTEBOOK_EXPERIMENTS.items():
-        seconds, runs = 0.0, 0
         for experiment in experiments:
-            df = load_experiment(experiment, profile)
-            for _, r in df.iterrows():
-                if r["run_id"] in seen:
-                    continue
-                seen.add(r["run_id"])
-                seconds += sum(float(r[c]) for c in ("train_seconds", "test_seconds") if c in r and pd.notna(r[c]))
-                runs += 1
-        rows.append({"notebook": notebook, "runs": runs, "compute (min)": round(seconds / 60, 1)})
+            for _, r in load_experiment(experiment, profile).iterrows():
+                if r["run_id"] not in seen:
+                    seen.add(r["run_id"])
+                    rows.append({"notebook": notebook, "experiment": experiment, "data": r.get("data", "–"),
+                                 "seconds": sum(float(r[c]) for c in ("train_seconds", "test_seconds")
+                                                if c in r and pd.notna(r[c]))})
+    return pd.DataFrame(rows, columns=["notebook", "experiment", "data", "seconds"])
+
+
+def compute_by_notebook(profile: Profile) -> pd.DataFrame:
+    """Per notebook, minutes of training + testing of the stored runs it would compute first when the workbook runs
+    in order from an empty `results/runs/`."""
+    parts = _parts(profile)
+    rows = [{"notebook": nb, "runs": int((parts["notebook"] == nb).sum()),
+             "compute (min)": round(parts.loc[parts["notebook"] == nb, "seconds"].sum() / 60, 1)}
+            for nb in NOTEBOOK_EXPERIMENTS]
     return pd.DataFrame(rows).set_index("notebook")
+
+
+def compute_by_part(notebook: str, profile: Profile) -> pd.DataFrame:
+    """A notebook's cost part by part: runs and minutes of training + testing per experiment and data set, in the
+    order it computes them (what "each part timed" means; the notebook's whole time, setup included, is in
+    `design`)."""
+    parts = _parts(profile)
+    parts = parts[parts["notebook"] == notebook_file(notebook)]
+    return (parts.groupby(["experiment", "data"], sort=False)["seconds"].agg(runs="size", minutes="sum")
+            .assign(minutes=lambda d: (d["minutes"] / 60).round(1)))
 
 
 def time_sentence(notebook: str, profile: Profile) -> str:

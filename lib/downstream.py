@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -211,7 +212,7 @@ class ProbeSpec:
         return asdict(self) | {"model_fingerprint": fingerprint(self.model)}
 
     def compute(self, profile: Profile | None = None, stop_on_divergence: bool = False) -> Record:
-        metrics, rows = {}, []
+        metrics, rows, start = {}, [], time.perf_counter()
         tokenizer, model = load_model(self.model, "classification", seed=self.seed)  # the encoder is all it reads
         _, reference = load_model(self.architecture, "classification", seed=self.seed, vocab="news-8k")
         model.eval()
@@ -229,6 +230,7 @@ class ProbeSpec:
                         f"{task}_cls_cosine": mean_cosine(test_cls), f"{task}_pooled_cosine": mean_cosine(test_x)}
             rows.append(pd.DataFrame({"task": task, "sentence": np.arange(len(truth)), "correct": correct}))
         metrics["weight_growth"] = weight_growth(model, reference)
+        metrics["train_seconds"] = round(time.perf_counter() - start, 2)  # features, probes and geometry together
         per_task = pd.DataFrame([{"task": t, "probe_accuracy": metrics[f"{t}_probe_accuracy"]} for t in self.tasks])
         return Record(metrics, per_task, pd.concat(rows, ignore_index=True))
 

