@@ -97,14 +97,22 @@ def make_loader(
     per-example training column a caller added).
     """
     collate = DataCollatorWithPadding(tokenizer)
-    ds = ds.with_format("torch", columns=list(ds.column_names))
+    rows = tensor_rows(ds)
     pin = torch.cuda.is_available()  # page-locked batches copy to a GPU faster
     if order is None:
-        return DataLoader(ds, batch_size=batch_size, collate_fn=collate, pin_memory=pin)
+        return DataLoader(rows, batch_size=batch_size, collate_fn=collate, pin_memory=pin)
     if group_by_length:
-        sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=order)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate, pin_memory=pin)
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, pin_memory=pin)
+        sampler = LengthGroupedSampler(batch_size, lengths=[len(r["input_ids"]) for r in rows], generator=order)
+        return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate, pin_memory=pin)
+    return DataLoader(rows, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, pin_memory=pin)
+
+
+def tensor_rows(ds: datasets.Dataset) -> list[dict[str, torch.Tensor]]:
+    """Every example of `ds` as a dict of tensors, formatted in one pass: a DataLoader indexing the Arrow data set
+    formats each example again on every access, ~15% of a small model's fine-tuning step on a CPU. The same
+    tensors, values and dtypes, as the per-example access gives, so batches (and results) do not change."""
+    columns = ds.with_format("torch", columns=list(ds.column_names))[:]
+    return [{k: v[i] for k, v in columns.items()} for i in range(len(ds))]
 
 
 def epoch_loaders(ds: datasets.Dataset, tokenizer, cfg: TrainConfig) -> Callable[[int], DataLoader]:

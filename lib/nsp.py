@@ -15,6 +15,8 @@ import random
 
 from transformers import PreTrainedTokenizerBase
 
+from lib.memo import by_content, digest, tokenizer_digest
+
 IS_NEXT, NOT_NEXT = 0, 1
 
 
@@ -98,12 +100,18 @@ def _pack(pair: dict, max_tokens: int, cls: int, sep: int, rng: random.Random) -
     } | {k: pair[k] for k in ("a_doc", "a_span", "b_doc", "b_span")}
 
 
+def _documents_key(docs: list[list[str]], tokenizer: PreTrainedTokenizerBase, max_len: int) -> str:
+    return digest(docs, tokenizer_digest(tokenizer), max_len)
+
+
+@by_content(_documents_key)
 def tokenize_documents(
     docs: list[list[str]], tokenizer: PreTrainedTokenizerBase, max_len: int
 ) -> list[list[list[int]]]:
     """Token ids of every sentence, per document, in one batched tokenizer call (a call per sentence
     costs ~10x more). A "sentence" longer than a whole pair (a missed split) is cut to `max_len`:
-    it could never be packed anyway."""
+    it could never be packed anyway. Remembered per process by content (`lib.memo`): every pretraining run of
+    notebook 01 tokenises the same corpus (~4 s). Read only: callers share the lists."""
     flat = [s for doc in docs for s in doc]
     ids = tokenizer(flat, add_special_tokens=False, truncation=True, max_length=max_len)["input_ids"] if flat else []
     out, start = [], 0
