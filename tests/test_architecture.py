@@ -58,7 +58,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 LAYERS = {
-    "foundations": ["__init__", "profiles", "paths", "atomic", "device", "parallel", "hub", "published", "stats"],
+    "foundations": ["__init__", "profiles", "paths", "atomic", "device", "parallel", "hub", "memo", "published",
+                    "stats"],
     "data, models, optimisation": ["source", "data", "models", "optim", "train_config", "probes", "cli", "plots"],
     "training": ["trainer", "classify", "mlm", "nsp", "floors", "store", "predict"],
     "runs": ["finetune", "pretraining", "distill", "pitfalls", "demos", "grid"],
