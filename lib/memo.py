@@ -35,7 +35,8 @@ def _feed(h, part) -> None:
     elif isinstance(part, dict):
         h.update(f"dict {len(part)}|".encode())
         for k in sorted(part, key=repr):
-            _feed(h, k), _feed(h, part[k])
+            _feed(h, k)
+            _feed(h, part[k])
     else:
         h.update(f"{type(part).__name__} {part!r}|".encode())
 
@@ -84,7 +85,6 @@ def by_content(key: Callable[..., str], maxsize: int = 4) -> Callable[[Callable[
                 cache.popitem(last=False)
             return out
 
-        remembered.cache_clear = cache.clear  # type: ignore[attr-defined]
         return remembered
 
     return wrap
