@@ -148,6 +148,15 @@ def paired_frame(table: pd.DataFrame) -> pd.DataFrame:
             .reset_index().assign(variant=lambda d: d["arm"]))
 
 
+def compare_arms(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """`lib.stats.compare` of `paired_frame` against the `reference` arm, with `failed` and `runs` counted over every
+    final run, as the findings' failure rows count them: an arm of 3 checkpoints × 5 seeds has 15 runs, and a failed
+    run can hide in a seed's mean above the majority class."""
+    paired = paired_frame(table)
+    counts = paired.groupby("variant", sort=False)[["failed", "runs"]].sum()
+    return stats.compare(paired, reference).assign(failed=counts["failed"], runs=counts["runs"])
+
+
 def arm_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per arm (and checkpoint): the chosen rate, mean ± std test accuracy (%) over seeds, failed runs."""
     final = table[table["stage"] == "final"].assign(failed=lambda d: stats.failed_runs(d))

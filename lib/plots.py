@@ -192,7 +192,8 @@ def plot_ablation(
     Right: % of failed runs (bars from 0).
 
     `frame` has one row per run (`variant`, `metric`, `test_majority`); `cmp` is `lib.stats.compare`
-    of it (gives the order, n, interval and failures, and its baseline unless `baseline` names one).
+    of it (gives the order, n, interval and failures, and its baseline unless `baseline` names one), or of seed means
+    with `failed` and `runs` counted over the runs (`lib.downstream.compare_arms`).
     Dots and intervals need no zero on the axis; the majority line gives the scale its floor.
     """
     order = list(cmp.index)
@@ -202,7 +203,8 @@ def plot_ablation(
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
     ys = {name: i for i, name in enumerate(order)}
     # no jitter: seaborn's is random, so every replay would redraw the PNG with different bytes
-    a.scatter(df["acc"], df["variant"].map(ys) + 0.18, s=14, color="black", alpha=0.6, label="one seed")
+    a.scatter(df["acc"], df["variant"].map(ys) + 0.18, s=14, color="black", alpha=0.6,
+              label="one run" if "runs" in cmp else "one seed")
     a.errorbar(cmp["mean"], range(len(order)), xerr=[cmp["mean"] - cmp["ci_low"], cmp["ci_high"] - cmp["mean"]],
                fmt="D", color=sns.color_palette()[0], capsize=4, label="mean and 95% interval")
     majority = 100 * float(frame["test_majority"].iloc[0])
@@ -220,11 +222,12 @@ def plot_ablation(
     a.invert_yaxis()
     handles, labels = a.get_legend_handles_labels()  # below the panels: a legend never covers a dot
     if "failed" in cmp:
-        rate = 100 * cmp["failed"] / cmp["n"]
+        runs = stats.run_counts(cmp)
+        rate = 100 * cmp["failed"] / runs
         b.barh(range(len(order)), rate.to_numpy(), color="firebrick", alpha=0.7)
-        for i, (f, n) in enumerate(zip(cmp["failed"], cmp["n"])):
+        for i, (f, n) in enumerate(zip(cmp["failed"], runs)):
             b.text(2, i, f"{f}/{n}", va="center", fontsize=8)
-        b.set(xlim=(0, 100), xlabel="failed runs (% of seeds)", title="failure rate")
+        b.set(xlim=(0, 100), xlabel=f"failed runs (% of {'runs' if 'runs' in cmp else 'seeds'})", title="failure rate")
     n = cmp["n"]
     seeds = f"n = {n.min()}–{n.max()} seeds per variant" if n.min() != n.max() else f"{n.min()} seeds per variant"
     fig.suptitle(f"{title} ({seeds})")

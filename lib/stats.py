@@ -304,6 +304,12 @@ def comparison_sentence(name: str, row: pd.Series, baseline: str, unit: str = "p
     )
 
 
+def run_counts(cmp: pd.DataFrame) -> pd.Series:
+    """How many runs each row of `compare` counts its `failed` over: its `runs` where a seed's value averages several
+    runs (`lib.downstream.compare_arms`), else its n (one run per seed)."""
+    return cmp["runs"] if "runs" in cmp else cmp["n"]
+
+
 def comparison_table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """The human-readable version of `compare`: strings with their spread, and the verdict."""
     out = pd.DataFrame(index=cmp.index)
@@ -311,7 +317,7 @@ def comparison_table(cmp: pd.DataFrame, baseline: str) -> pd.DataFrame:
                            for m, s in zip(cmp["mean"], cmp["std"])]
     out["95% CI"] = [f"{lo:.1f} – {hi:.1f}" if pd.notna(lo) else "–" for lo, hi in zip(cmp["ci_low"], cmp["ci_high"])]
     if "failed" in cmp:
-        out["failed runs"] = [f"{f}/{n}" for f, n in zip(cmp["failed"], cmp["n"])]
+        out["failed runs"] = [f"{f}/{n}" for f, n in zip(cmp["failed"], run_counts(cmp))]
     out["Δ vs baseline (paired)"] = [
         "baseline" if name == baseline else (f"{d:+.1f} ± {s:.1f}" if pd.notna(s) else f"{d:+.1f}")
         for name, d, s in zip(cmp.index, cmp["diff"], cmp["diff_std"])

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from lib import downstream, recipes
+from lib import downstream, recipes, stats
 
 
 def test_each_arm_rate_is_the_best_mean_validation_accuracy_and_ties_take_the_lower_rate():
@@ -32,6 +32,10 @@ def test_an_arm_is_averaged_over_its_checkpoints_at_each_seed_before_pairing():
     assert np.isclose(paired.loc[("ckpt", 1), "test_accuracy"], 0.7)
     assert paired.loc[("ckpt", 0), "runs"] == 3 and paired.loc[("ckpt", 0), "failed"] == 2  # 0.6 and 0.5 ≤ 0.6
     assert paired.loc[("random", 0), "failed"] == 1 and paired.loc[("random", 1), "failed"] == 1
+    cmp = downstream.compare_arms(table, "random")  # what the figure and its table show: runs, not seed means
+    assert (cmp.loc["ckpt", "n"], cmp.loc["ckpt", "failed"], cmp.loc["ckpt", "runs"]) == (2, 3, 6)  # 1 seed mean
+    assert (cmp.loc["random", "failed"], cmp.loc["random", "runs"]) == (2, 2)
+    assert stats.comparison_table(cmp, "random").loc["ckpt", "failed runs"] == "3/6"
 
 
 def test_a_factor_arm_rate_is_chosen_on_the_even_windows_and_scored_on_the_odd_ones():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib import plots, stats
+from lib import downstream, plots, stats
 
 from .conftest import SMOKE
 
@@ -62,3 +62,16 @@ def test_a_rate_curve_shows_every_seed_and_each_tasks_own_majority_class():
     low, high = ax.get_ylim()
     assert low <= 10.0 and high == 100
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1e-4", "2e-4"]
+
+
+def test_the_failure_panel_counts_runs_when_each_seed_averages_several():
+    """Three checkpoints × 2 seeds: one run at the majority class fails, though no seed's mean is that low."""
+    table = pd.DataFrame({"stage": "final", "arm": ["ckpt"] * 6 + ["random"] * 2,
+                          "checkpoint": [0, 0, 1, 1, 2, 2, 0, 0], "seed": [0, 1] * 4,
+                          "test_accuracy": [0.5, 0.8, 0.7, 0.8, 0.7, 0.8, 0.7, 0.7],
+                          "test_majority": 0.5})
+    fig = plots.plot_ablation(table.assign(variant=table["arm"]), downstream.compare_arms(table, "random"), "t")
+    panel = fig.axes[1]
+    assert [t.get_text() for t in panel.texts] == ["1/6", "0/2"] and panel.get_xlabel() == "failed runs (% of runs)"
+    assert [round(p.get_width(), 1) for p in panel.patches] == [16.7, 0.0]
+    assert "one run" in fig.axes[0].get_legend_handles_labels()[1]  # a dot is a checkpoint's run, not a seed
